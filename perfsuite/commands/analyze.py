@@ -1,0 +1,128 @@
+"""`perfsuite analyze RUNS_DIR` (== `./analyze.py RUNS_DIR`): mean ± error per run name.
+
+Imports pandas and the parsers inside the command body, so `--help` stays cheap; scipy is
+only imported by perfsuite.stats for --error ci95.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import click
+
+from perfsuite.stats import ERROR_HELP, ERROR_KINDS
+
+_METRICS = ("iops", "read-iops", "write-iops", "disk-read-ios")
+_FORMATS = ("table", "csv", "json", "markdown")
+_EPILOG = "\b\nError statistics (--error), over the runs of one name:\n" + "\n".join(
+    f"  {k:<6} {v}" for k, v in ERROR_HELP.items()
+) + "\n  A name with a single run prints n/a.\n\n\b\nExamples:\n  ./analyze.py runs/\n" \
+    "  ./analyze.py runs/ --error ci95 --runs\n  ./analyze.py runs/ --metric disk-read-ios --filter 'v4-*'\n" \
+    "  ./analyze.py runs/ --format csv > summary.csv"
+
+
+class BadInput(Exception):
+    """Something the user can fix: printed as one line, exit status 2."""
+
+
+@click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("runs_dir", metavar="RUNS_DIR")
+@click.option("--metric", type=click.Choice(_METRICS), default="iops", show_default=True,
+              help="The number per run: total IOPS (read+write+trim over all fio jobs), read or "
+                   "write IOPS, or disk-read-ios = the guest disk's completed reads (fio disk_util), "
+                   "what the seed's script printed under 'IOPS'.")
+@click.option("--error", "error_kind", type=click.Choice(ERROR_KINDS), default="range", show_default=True,
+              help="How the Error column is computed, as % of the mean (see below).")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="table", show_default=True,
+              help="Output format; csv and json always include n.")
+@click.option("--runs", "show_n", is_flag=True, help="Add an n column: the number of runs behind each row.")
+@click.option("--filter", "filters", metavar="GLOB", multiple=True,
+              help="Only run names matching this shell pattern (repeatable), e.g. 'v4-smp-4-*'.")
+@click.option("--strict", is_flag=True, help="Fail on the first malformed file instead of skipping it with a warning.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Run the plausibility checks (reference model) and print their warnings on stderr.")
+def analyze(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
+            filters: tuple[str, ...], strict: bool, check: bool) -> None:
+    """Print the mean and error of each run name under RUNS_DIR (runs/<NAME>/<N>.json).
+
+    Every *.json in runs/<NAME>/ except *.meta.json is one repetition (fio
+    --output-format=json or json+, fio 2.x or 3.x). Rows are sorted by name; warnings go
+    to stderr, the table to stdout.
+    """
+    try:
+        status = _run(runs_dir, metric, error_kind, fmt, show_n, filters, strict, check)
+    except BadInput as exc:
+        _fail(str(exc), 2)
+    except BrokenPipeError:
+        # `./analyze.py runs/ | head`: the reader left; not an error worth a traceback
+        _quiet_stdout()
+        status = 0
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback for bad data
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)", 1)
+    sys.exit(status)
+
+
+def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
+         filters: tuple[str, ...], strict: bool, check: bool) -> int:
+    from perfsuite.report.table import render
+    from perfsuite.results import ResultsError, load_runs
+    from perfsuite.summary import METRICS, missing_metric, summarize
+
+    try:
+        loaded = load_runs(runs_dir, strict=strict, names=list(filters) or None)
+    except ResultsError as exc:
+        raise BadInput(str(exc)) from None
+    for w in loaded.warnings:
+        _warn(w)
+    frame = loaded.frame
+    for name, count in missing_metric(frame, metric).items():
+        _warn(f"{name}: {count} run(s) without {metric} data left out")
+    summary = summarize(frame, metric, error_kind)
+    if summary.empty:
+        raise BadInput(f"no run under {runs_dir!r} has {metric} data")
+    text = render(summary, fmt, label=METRICS[metric][1], show_n=show_n, metric=metric, error=error_kind)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if check:
+        _run_checks(frame)
+    return 0
+
+
+def _run_checks(frame) -> None:
+    # The checks module (reference model) comes from another part of perfsuite; without it
+    # there is simply nothing to check yet.
+    if importlib.util.find_spec("perfsuite.checks") is None:
+        return
+    try:
+        from perfsuite.checks import check_runs
+
+        items = check_runs(frame)
+    except Exception as exc:  # noqa: BLE001 - a broken check must not hide the table
+        _warn(f"checks could not run: {type(exc).__name__}: {exc}")
+        return
+    for item in items or ():
+        _warn(str(item))
+
+
+def _warn(msg: str) -> None:
+    click.echo(f"warning: {msg}", err=True)
+
+
+def _fail(msg: str, status: int) -> None:
+    click.echo(f"error: {msg}", err=True)
+    sys.exit(status)
+
+
+def _quiet_stdout() -> None:
+    # Python would complain again at exit when flushing the dead pipe.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass

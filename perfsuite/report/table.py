@@ -1,0 +1,107 @@
+"""Summary frame -> text: the seed's table, CSV, JSON, Markdown. Pure functions, no I/O.
+
+The table layout is the contract of `./analyze.py runs/` (DESIGN.md):
+
+    Name                                   IOPS   Error
+    v4-smp-4-dataplane               13326598.0 ± 6.31%
+
+name left-aligned in 30 columns, a space, the mean with one decimal right-aligned in
+12, " ± ", the error with two decimals and "%" ("n/a" for a single run). Longer names
+or numbers widen their column for every row, so the table stays aligned.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import pandas as pd
+
+FORMATS = ("table", "csv", "json", "markdown")
+NAME_WIDTH = 30
+VALUE_WIDTH = 12
+
+
+def render(summary: pd.DataFrame, fmt: str = "table", *, label: str = "IOPS", show_n: bool = False,
+           metric: str = "iops", error: str = "range") -> str:
+    """Dispatch on fmt. CSV and JSON always carry n (machine readers want it)."""
+    if fmt == "table":
+        return render_table(summary, label=label, show_n=show_n)
+    if fmt == "markdown":
+        return render_markdown(summary, label=label, show_n=show_n)
+    if fmt == "csv":
+        return render_csv(summary)
+    if fmt == "json":
+        return render_json(summary, metric=metric, error=error)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def format_mean(mean: float) -> str:
+    return f"{mean:.1f}"
+
+
+def format_error(err: float) -> str:
+    return "n/a" if err is None or not math.isfinite(err) else f"{err:.2f}%"
+
+
+def render_table(summary: pd.DataFrame, *, label: str = "IOPS", show_n: bool = False) -> str:
+    names = [str(n) for n in summary["name"]]
+    means = [format_mean(m) for m in summary["mean"]]
+    errors = [format_error(e) for e in summary["error_pct"]]
+    nw = max([NAME_WIDTH, *map(len, names)])
+    vw = max([VALUE_WIDTH, len(label), *map(len, means)])
+    if not show_n:
+        lines = [f"{'Name':<{nw}} {label:>{vw}}   Error"]
+        lines += [f"{n:<{nw}} {m:>{vw}} ± {e}" for n, m, e in zip(names, means, errors)]
+        return "\n".join(lines) + "\n"
+    # With n, the error column is padded so that n lines up.
+    counts = [str(int(c)) for c in summary["n"]]
+    ew = max([len("Error"), *map(len, errors)])
+    cw = max([1, *map(len, counts)])
+    lines = [f"{'Name':<{nw}} {label:>{vw}}   {'Error':>{ew}}  {'n':>{cw}}"]
+    lines += [f"{n:<{nw}} {m:>{vw}} ± {e:>{ew}}  {c:>{cw}}" for n, m, e, c in zip(names, means, errors, counts)]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(summary: pd.DataFrame, *, label: str = "IOPS", show_n: bool = False) -> str:
+    head = ["Name", label, "Error"] + (["n"] if show_n else [])
+    align = ["---", "---:", "---:"] + (["---:"] if show_n else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
+    for row in summary.itertuples(index=False):
+        cells = [_md_escape(str(row.name)), format_mean(row.mean), "± " + format_error(row.error_pct)]
+        if show_n:
+            cells.append(str(int(row.n)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(summary: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "mean", "error_pct", "n"])
+    for row in summary.itertuples(index=False):
+        err = row.error_pct
+        w.writerow([row.name, repr(float(row.mean)), "" if not math.isfinite(err) else repr(float(err)), int(row.n)])
+    return buf.getvalue()
+
+
+def render_json(summary: pd.DataFrame, *, metric: str = "iops", error: str = "range") -> str:
+    import orjson
+
+    rows: list[dict[str, Any]] = [
+        {
+            "name": str(r.name),
+            "mean": float(r.mean),
+            "error_pct": float(r.error_pct) if math.isfinite(r.error_pct) else None,
+            "n": int(r.n),
+        }
+        for r in summary.itertuples(index=False)
+    ]
+    doc = {"metric": metric, "error": error, "rows": rows}
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE).decode()
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("|", "\\|")

@@ -1,0 +1,223 @@
+"""runs/ tree -> one tidy pandas DataFrame, one row per repetition (CONTRACTS.md section 3).
+
+    runs/<NAME>/<N>.json        one repetition (any *.json except *.meta.json)
+    runs/<NAME>/<N>.meta.json   optional: what produced it (config, versions, host, guest)
+
+Bad data never raises out of here as a stray KeyError: a malformed fio file is named in a
+warning and skipped (or raises ResultsError with strict=True); a run whose fio reported an
+error is excluded and counted in a warning; a missing directory or a tree without results
+raises ResultsError with one clear sentence.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from perfsuite.fio import FIELDS, FioParseError, parse_file
+
+# meta.json "config" keys that become columns, unprefixed (CONTRACTS.md section 3).
+# numjobs/iodepth/runtime are not here on purpose: those columns come from fio's output.
+CONFIG_KEYS = (
+    "label", "qemu", "smp", "memory_mb", "num_queues", "dataplane", "iothreads", "queue_size",
+    "backend", "aio", "cache", "fio_job", "pin", "machine",
+)
+# column <- path inside meta.json
+META_PATHS = {
+    "accel": ("accel",),
+    "qemu_version": ("versions", "qemu"),
+    "guest_kernel": ("guest", "kernel"),
+    "guest_fio_version": ("guest", "fio_version"),
+    "queues_seen": ("guest", "queues"),
+    "cpus_seen": ("guest", "cpus_online"),
+    "mismatch": ("mismatch",),
+    "status": ("status",),
+    "host": ("host", "hostname"),
+    "host_cpu": ("host", "cpu_model"),
+    "boot": ("boot",),
+    "started": ("started",),
+    "finished": ("finished",),
+    "synthetic": ("synthetic",),
+    "true_iops": ("true_iops",),
+}
+FIO_COLUMNS = tuple(f for f in FIELDS if f != "error")
+COLUMNS = ("name", "rep", "path", *FIO_COLUMNS, *CONFIG_KEYS, *META_PATHS)
+
+
+class ResultsError(Exception):
+    """No usable results (missing directory, empty tree, or a bad file under strict=True)."""
+
+
+@dataclass
+class LoadResult:
+    frame: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_runs(
+    runs_dir: str | os.PathLike, strict: bool = False, names: str | list[str] | None = None
+) -> LoadResult:
+    """Load every repetition under runs_dir. `names`: glob(s) on run names, to load only those."""
+    root = Path(runs_dir)
+    if not root.exists():
+        raise ResultsError(f"runs directory {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise ResultsError(f"{str(root)!r} is not a directory")
+    groups = _find_runs(root)
+    if not groups:
+        raise ResultsError(f"no fio results in {str(root)!r} (expected {root}/<NAME>/<N>.json)")
+    if names:
+        patterns = [names] if isinstance(names, str) else list(names)
+        groups = {n: f for n, f in groups.items() if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+        if not groups:
+            raise ResultsError(f"no run name in {str(root)!r} matches {' or '.join(patterns)!r}")
+
+    rows: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    failed: dict[str, int] = {}
+    for name in sorted(groups):
+        files, orphan_metas = groups[name]
+        for path in files:
+            try:
+                rec = parse_file(path)
+            except FioParseError as exc:
+                msg = f"{path}: {exc}"
+                if strict:
+                    raise ResultsError(msg) from None
+                warnings.append(f"skipped {msg}")
+                continue
+            if rec["error"]:
+                failed[name] = failed.get(name, 0) + 1
+                continue
+            meta, problem = _read_meta(_meta_path(path))
+            if problem:
+                if strict:
+                    raise ResultsError(problem)
+                warnings.append(problem)
+            del rec["error"]
+            rec["name"] = name
+            rec["rep"] = path.name[:-5]
+            rec["path"] = str(path)
+            if meta:
+                rec.update(flatten_meta(meta))
+            rows.append(rec)
+        for meta_path in orphan_metas:
+            meta, _ = _read_meta(meta_path)
+            if meta and meta.get("status") not in (None, "ok"):
+                warnings.append(
+                    f"{name}: repetition {meta_path.name[:-10]} {meta.get('status')} "
+                    f"without a result ({_short(meta.get('error'))}); see its .log"
+                )
+    for name, count in sorted(failed.items()):
+        warnings.append(f"{name}: excluded {count} run(s) where fio reported an error (error != 0)")
+    if not rows:
+        raise ResultsError(f"no usable fio results in {str(root)!r}" + (f" ({len(warnings)} problem(s): {warnings[0]})" if warnings else ""))
+    return LoadResult(frame=_to_frame(rows), warnings=warnings)
+
+
+def _find_runs(root: Path) -> dict[str, tuple[list[Path], list[Path]]]:
+    """NAME -> (result files sorted naturally, meta files without a result)."""
+    out: dict[str, tuple[list[Path], list[Path]]] = {}
+    with os.scandir(root) as it:
+        subdirs = sorted(e.path for e in it if e.is_dir() and not e.name.startswith("."))
+    for d in subdirs:
+        found = _scan_dir(Path(d))
+        if found[0] or found[1]:
+            out[Path(d).name] = found
+    if not any(files for files, _ in out.values()):
+        # `analyze runs/NAME/` pointed at one run directory: its name is the row name.
+        found = _scan_dir(root)
+        if found[0]:
+            out = {root.resolve().name: found}
+    return out
+
+
+def _scan_dir(d: Path) -> tuple[list[Path], list[Path]]:
+    results, metas = [], []
+    with os.scandir(d) as it:
+        for e in it:
+            n = e.name
+            # dot files are atomic-write temporaries (perfsuite.fsutil) or editor droppings
+            if n.startswith(".") or not n.endswith(".json") or not e.is_file():
+                continue
+            (metas if n.endswith(".meta.json") else results).append(Path(e.path))
+    have = {p.name[:-5] for p in results}
+    orphans = [m for m in metas if m.name[:-10] not in have]
+    return sorted(results, key=_natural), sorted(orphans, key=_natural)
+
+
+def _natural(p: Path) -> tuple:
+    # 2.json before 10.json
+    stem = p.name.split(".")[0]
+    digits = "".join(c for c in stem if c.isdigit())
+    return (int(digits) if digits else math.inf, p.name)
+
+
+def _meta_path(result: Path) -> Path:
+    return result.with_name(result.name[:-5] + ".meta.json")
+
+
+def _read_meta(path: Path) -> tuple[dict | None, str | None]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"{path}: unreadable meta file ({exc.strerror}); its columns left empty"
+    try:
+        meta = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return None, f"{path}: malformed meta file ({exc}); its columns left empty"
+    if not isinstance(meta, dict):
+        return None, f"{path}: meta file is not a JSON object; its columns left empty"
+    return meta, None
+
+
+def flatten_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """meta.json (schema 1) -> the flat meta columns of the results frame."""
+    out: dict[str, Any] = {}
+    config = meta.get("config")
+    if isinstance(config, dict):
+        for k in CONFIG_KEYS:
+            if k in config:
+                out[k] = _scalar(config[k])
+    for col, path in META_PATHS.items():
+        v: Any = meta
+        for p in path:
+            v = v.get(p) if isinstance(v, dict) else None
+        if col == "mismatch":
+            v = "; ".join(map(str, v)) if isinstance(v, list) else (v if isinstance(v, str) else None)
+        out[col] = _scalar(v)
+    return out
+
+
+def _scalar(v: Any) -> Any:
+    # a column holds scalars; a list/dict where a scalar belongs is shown as text
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    return orjson.dumps(v).decode()
+
+
+def _short(v: Any) -> str:
+    s = str(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def _to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    # column-wise construction: faster than DataFrame(list_of_dicts) for many rows
+    cols = {c: [r.get(c) for r in rows] for c in COLUMNS}
+    frame = pd.DataFrame(cols)
+    for c in FIO_COLUMNS:
+        if c in ("numjobs", "iodepth"):
+            frame[c] = frame[c].astype("Int64")  # nullable: iodepth is unknown for fio 2.x
+        elif c not in ("fio_version", "rw", "bs"):
+            frame[c] = frame[c].astype(float)
+    return frame

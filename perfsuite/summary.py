@@ -1,0 +1,83 @@
+"""Results frame (one row per repetition) -> summary frame (one row per run name).
+
+The summary has `name`, `mean`, `error_pct` (perfsuite.stats.error_pct of the chosen
+kind, NaN with fewer than two runs), `n` (runs that had the metric), and the config
+columns that are constant within a name (label, smp, num_queues, dataplane, ...), so a
+report can group rows without re-parsing names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from perfsuite.stats import ERROR_KINDS, error_pct
+
+# --metric value -> results column, and the heading the seed's table used for it.
+# disk-read-ios keeps the "IOPS" heading: it exists to reproduce tables published that way.
+METRICS = {
+    "iops": ("iops", "IOPS"),
+    "read-iops": ("read_iops", "Read IOPS"),
+    "write-iops": ("write_iops", "Write IOPS"),
+    "disk-read-ios": ("disk_read_ios", "IOPS"),
+}
+METRIC_HELP = {
+    "iops": "total IOPS: read+write+trim iops summed over all fio jobs (default)",
+    "read-iops": "read iops summed over all fio jobs",
+    "write-iops": "write iops summed over all fio jobs",
+    "disk-read-ios": "the guest disk's completed reads, fio disk_util read_ios (what the seed's script printed as 'IOPS')",
+}
+SUMMARY_COLUMNS = ("name", "mean", "error_pct", "n")
+_CONFIG_COLUMNS = (
+    "label", "smp", "num_queues", "dataplane", "iothreads", "queue_size", "backend", "aio",
+    "cache", "pin", "machine", "numjobs", "iodepth", "rw", "bs",
+)
+
+
+def metric_column(metric: str) -> str:
+    """--metric value (or a results column name) -> results column name."""
+    if metric in METRICS:
+        return METRICS[metric][0]
+    if metric in (col for col, _ in METRICS.values()):
+        return metric
+    raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+
+
+def missing_metric(frame: pd.DataFrame, metric: str) -> pd.Series:
+    """Per name, how many runs lack the metric (e.g. no disk_util section); only names > 0."""
+    col = metric_column(metric)
+    values = frame[col].to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    counts = pd.Series(bad, index=frame["name"]).groupby(level=0, sort=True).sum()
+    return counts[counts > 0].astype(int)
+
+
+def summarize(frame: pd.DataFrame, metric: str = "iops", error: str = "range") -> pd.DataFrame:
+    """One row per name, sorted by name. Runs without the metric are left out of n."""
+    if error not in ERROR_KINDS:
+        raise ValueError(f"unknown error kind {error!r}; choose one of {', '.join(ERROR_KINDS)}")
+    col = metric_column(metric)
+    values = frame[col].to_numpy(dtype=float)
+    ok = np.isfinite(values)
+    names = frame["name"].to_numpy()[ok]
+    values = values[ok]
+    if values.size == 0:
+        return pd.DataFrame({c: [] for c in SUMMARY_COLUMNS}).astype({"mean": float, "error_pct": float, "n": int})
+
+    # One stable sort, then slice per name: cheaper than pandas groupby + apply per group.
+    order = np.argsort(names, kind="stable")
+    names, values = names[order], values[order]
+    uniq, starts, counts = np.unique(names, return_index=True, return_counts=True)
+    sums = np.add.reduceat(values, starts)
+    errors = [error_pct(values[s : s + c], error) for s, c in zip(starts, counts)]
+    out = pd.DataFrame({
+        "name": uniq.astype(object),
+        "mean": sums / counts,
+        "error_pct": np.asarray(errors, dtype=float),
+        "n": counts.astype(int),
+    })
+    cfg = [c for c in _CONFIG_COLUMNS if c in frame.columns]
+    if cfg:
+        first = frame.loc[ok, ["name", *cfg]].groupby("name", sort=True).first()
+        out = out.join(first, on="name")
+    return out.reset_index(drop=True)
