@@ -16,10 +16,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from perfsuite.fio import FIELDS, FioParseError, parse_file
 
@@ -212,7 +214,10 @@ def _short(v: Any) -> str:
 
 
 def _to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    # column-wise construction: faster than DataFrame(list_of_dicts) for many rows
+    # pandas is imported here, not at module level: a missing directory is reported
+    # without paying for it. Column-wise construction: faster than a list of dicts.
+    import pandas as pd
+
     cols = {c: [r.get(c) for r in rows] for c in COLUMNS}
     frame = pd.DataFrame(cols)
     for c in FIO_COLUMNS:
