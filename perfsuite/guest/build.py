@@ -1,0 +1,128 @@
+"""ensure_image: find the cached guest image for the current inputs, building it if needed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import orjson
+from filelock import FileLock
+
+from perfsuite.guest import cpio, kernel as debian, modules as kmod
+from perfsuite.guest.image import (BUSYBOX, DEFAULT_FIO_MODE, FIO, FIO_MODES, GuestImage,
+                                   ImageError, _fio_fingerprint, _sha256, bzimage_version,
+                                   cache_key, cache_root, fio_libraries, initramfs_entries)
+from perfsuite.guest.init_script import INIT_SCRIPT
+import hashlib
+import subprocess
+
+
+def _say(log, msg: str) -> None:
+    if log is not None:
+        log(msg)
+
+
+def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | None,
+               cache: Path, fio_mode: str, log) -> tuple[dict, dict]:
+    """(inputs that key the image, how to get the kernel). Cheap: no download, no build."""
+    if fio_mode not in FIO_MODES:
+        raise ImageError(f"unknown fio delivery mode {fio_mode!r} (one of {', '.join(FIO_MODES)})")
+    if not Path(BUSYBOX).exists():
+        raise ImageError(f"{BUSYBOX} not found: install busybox-static")
+    inputs = {
+        "wanted_modules": list(kmod.WANTED),
+        "init": hashlib.sha256(INIT_SCRIPT.encode()).hexdigest(),
+        "busybox": _sha256(Path(BUSYBOX)),
+        "fio": _fio_fingerprint(),
+        "fio_mode": fio_mode,
+    }
+    if kernel is None:
+        if modules is not None:
+            raise ImageError("--modules needs --kernel (Debian's kernel brings its own modules)")
+        deb = debian.resolve_debian_kernel(log=lambda m: _say(log, m))
+        inputs["kernel"] = f"debian:{deb.package}={deb.version}"
+        return inputs, {"debian": deb}
+    kpath = Path(kernel)
+    if not kpath.is_file():
+        raise ImageError(f"kernel file {kpath} not found")
+    inputs["kernel"] = f"file:{_sha256(kpath)}"
+    how = {"file": kpath, "moddir": None}
+    if modules is not None:
+        moddir = Path(modules)
+        if not moddir.is_dir():
+            raise ImageError(f"modules directory {moddir} not found")
+        chosen = kmod.resolve(moddir)
+        inputs["modules"] = [[n, _sha256(p)] for n, p in chosen]
+        how["moddir"] = moddir
+    return inputs, how
+
+
+def ensure_image(kernel=None, modules=None, cache_dir=None, force: bool = False,
+                 log=print, fio_mode: str = DEFAULT_FIO_MODE) -> GuestImage:
+    """The guest image for these inputs, from the cache or freshly built."""
+    cache = cache_root(cache_dir)
+    images = cache / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    inputs, how = plan_build(kernel, modules, cache, fio_mode, log)
+    key = cache_key(inputs)
+    final = images / key
+    if (final / "image.json").exists() and not force:
+        return GuestImage.load(final)
+    with FileLock(str(cache / "build.lock")):
+        if (final / "image.json").exists() and not force:  # another builder finished first
+            return GuestImage.load(final)
+        _say(log, f"building guest image {key} in {images} ...")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=images))
+        try:
+            _build(tmp, key, inputs, how, cache, fio_mode, log)
+            if final.exists():  # --force: move the old one aside, then drop it
+                old = Path(tempfile.mkdtemp(prefix=f".old.{key}.", dir=images))
+                final.rename(old / "img")
+                shutil.rmtree(old, ignore_errors=True)
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    _say(log, f"guest image ready: {final}")
+    return GuestImage.load(final)
+
+
+def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: str, log) -> None:
+    if "debian" in how:
+        deb = how["debian"]
+        workdir = cache / "debs" / f"{deb.package}_{deb.version}"
+        try:
+            vmlinuz, moddir = debian.download_and_extract(deb, workdir, log=lambda m: _say(log, m))
+        except debian.KernelError as e:
+            raise ImageError(str(e)) from None
+        source = inputs["kernel"]
+    else:
+        vmlinuz, moddir = how["file"], how["moddir"]
+        source = f"{vmlinuz} ({inputs['kernel']})"
+    kdata = vmlinuz.read_bytes()
+    kversion = bzimage_version(kdata) or (moddir.name if moddir else "unknown")
+
+    chosen = kmod.resolve(moddir) if moddir else []  # no modules dir: drivers built in
+    module_files = [(name, kmod.read_module(path)) for name, path in chosen]
+    _say(log, f"kernel {kversion}; modules: {' '.join(n for n, _ in chosen) or '(built in)'}")
+
+    libs = fio_libraries()
+    lib_dirs = sorted({os.path.dirname(p) for p in libs if not p.startswith("/lib64")})
+    fio_files = []
+    if fio_mode == "initramfs":
+        # Each library at the path ldd printed, as a plain file (symlinks resolved).
+        fio_files = [(FIO, Path(FIO).read_bytes())]
+        fio_files += [(p, Path(os.path.realpath(p)).read_bytes()) for p in libs]
+    entries = initramfs_entries(Path(BUSYBOX).read_bytes(), module_files, fio_mode,
+                                fio_files, lib_dirs)
+    (out / "initrd.img").write_bytes(cpio.archive(entries))
+    (out / "vmlinuz").write_bytes(kdata)
+    fio_version = subprocess.run([FIO, "--version"], capture_output=True, text=True).stdout.strip()
+    meta = {"key": key, "kernel_version": kversion, "kernel_source": source,
+            "modules": [n for n, _ in chosen], "fio_mode": fio_mode, "fio_version": fio_version,
+            "inputs": inputs}
+    (out / "image.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    _say(log, f"initramfs {(out / 'initrd.img').stat().st_size / 1e6:.1f} MB, "
+              f"kernel {len(kdata) / 1e6:.1f} MB")

@@ -1,0 +1,144 @@
+"""Building and caching the guest image (kernel + initramfs), keyed by its inputs.
+
+The key hashes everything that changes the image: the kernel (.deb version or file hash),
+the modules chosen, the init script, busybox, fio and its libraries, the fio delivery mode.
+Same inputs -> same directory -> no rebuild. Builders take a file lock and build in a temp
+dir renamed into place, so two runners never see half an image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import orjson
+import platformdirs
+from filelock import FileLock
+
+from perfsuite.guest import cpio, kernel as debian, modules as kmod
+from perfsuite.guest.init_script import INIT_SCRIPT
+
+FORMAT = 1                 # bump when the image layout changes
+BUSYBOX = "/bin/busybox"   # Debian busybox-static: no shared libraries to carry
+FIO = "/usr/bin/fio"
+DEFAULT_FIO_MODE = "initramfs"   # see docs/guest.md for the measurement behind this
+FIO_MODES = ("initramfs", "hostroot")
+
+
+class ImageError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    kernel: Path
+    initrd: Path
+    kernel_version: str
+    key: str
+    directory: Path
+    fio_mode: str = DEFAULT_FIO_MODE
+    modules: tuple[str, ...] = ()
+    kernel_source: str = ""
+    fio_version: str = ""
+
+    @classmethod
+    def load(cls, directory: Path) -> "GuestImage":
+        meta = orjson.loads((directory / "image.json").read_bytes())
+        return cls(kernel=directory / "vmlinuz", initrd=directory / "initrd.img",
+                   kernel_version=meta["kernel_version"], key=meta["key"], directory=directory,
+                   fio_mode=meta["fio_mode"], modules=tuple(meta["modules"]),
+                   kernel_source=meta["kernel_source"], fio_version=meta["fio_version"])
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("PERFSUITE_CACHE") or platformdirs.user_cache_dir("perfsuite"))
+
+
+def cache_key(inputs: dict) -> str:
+    """A short stable hash of the build inputs (pure)."""
+    blob = orjson.dumps({"format": FORMAT, **inputs}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parse_ldd(text: str) -> list[str]:
+    """Library paths from `ldd` output, the dynamic loader included (pure)."""
+    paths = []
+    for line in text.splitlines():
+        for word in line.split():
+            if word.startswith("/"):
+                paths.append(word)
+                break
+    return paths
+
+
+def bzimage_version(data: bytes) -> str | None:
+    """The version string a bzImage carries in its setup header ('6.1.0-56-amd64'), if any."""
+    if len(data) < 0x210 or data[0x202:0x206] != b"HdrS":
+        return None
+    ptr = int.from_bytes(data[0x20E:0x210], "little")
+    if not ptr:
+        return None
+    raw = data[0x200 + ptr: 0x200 + ptr + 256].split(b"\0")[0].decode(errors="replace")
+    return raw.split()[0] if raw else None
+
+
+def fio_libraries() -> list[str]:
+    out = subprocess.run(["ldd", FIO], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise ImageError(f"ldd {FIO} failed: is fio installed? ({out.stderr.strip()})")
+    return parse_ldd(out.stdout)
+
+
+def _fio_fingerprint() -> dict:
+    if not Path(FIO).exists():
+        raise ImageError(f"{FIO} not found: install fio (apt-get install fio)")
+    libs = []
+    for lib in fio_libraries():
+        real = Path(os.path.realpath(lib))
+        st = real.stat()
+        libs.append([lib, str(real), st.st_size, int(st.st_mtime)])
+    return {"sha256": _sha256(Path(FIO)), "libs": libs}
+
+
+def perfsuite_conf(module_names: list[str], fio_mode: str, lib_dirs: list[str]) -> str:
+    """/etc/perfsuite.conf: what /init needs to know about this image (pure)."""
+    lines = [f"MODULES='{' '.join(module_names)}'", f"FIO_MODE={fio_mode}"]
+    if fio_mode == "hostroot":
+        # Run the host's fio through the host's loader, no chroot: W stays at /w.
+        libpath = ":".join("/host" + d for d in lib_dirs)
+        lines.append(f'run_fio() {{ /host/lib64/ld-linux-x86-64.so.2 --library-path {libpath} '
+                     f'/host{FIO} "$@"; }}')
+    else:
+        lines.append(f"export LD_LIBRARY_PATH={':'.join(lib_dirs)}")
+        lines.append(f'run_fio() {{ {FIO} "$@"; }}')
+    return "\n".join(lines) + "\n"
+
+
+def initramfs_entries(busybox: bytes, module_files: list[tuple[str, bytes]], fio_mode: str,
+                      fio_files: list[tuple[str, bytes]], lib_dirs: list[str]) -> list[cpio.Entry]:
+    """Every file of the initramfs (pure: contents are passed in)."""
+    entries = [
+        cpio.directory("dev"), cpio.chardev("dev/console", 5, 1),
+        cpio.regular("init", INIT_SCRIPT.encode(), executable=True),
+        cpio.regular("bin/busybox", busybox, executable=True),
+        cpio.regular("etc/perfsuite.conf",
+                     perfsuite_conf([n for n, _ in module_files], fio_mode, lib_dirs).encode()),
+    ]
+    entries += [cpio.regular(f"lib/modules/{name}.ko", data) for name, data in module_files]
+    entries += [cpio.regular(path.lstrip("/"), data, executable=True) for path, data in fio_files]
+    return cpio.with_parents(entries)

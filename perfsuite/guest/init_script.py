@@ -1,0 +1,125 @@
+"""The guest's /init (busybox sh), kept as a Python string so no package data is needed.
+
+Build-time facts (module order, how to start fio) come from /etc/perfsuite.conf in the
+image; per-boot facts come from W/plan.sh, written by `write_plan` beside plan.json
+(busybox has no JSON parser, so the host hands the guest shell-quoted values).
+
+Every path out of this script ends in `finish`, which powers off; if even that fails,
+init exits, the kernel panics, and `panic=-1` + QEMU's `-no-reboot` end the process.
+The host therefore never waits on a guest that died quietly.
+"""
+
+INIT_SCRIPT = r"""#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /w /host /usr/bin /sbin
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+W=/w
+W_MOUNTED=0
+
+say() { echo "perfsuite-guest: $*"; }
+
+finish() {
+    sync
+    if [ "${POWEROFF:-1}" = 0 ]; then
+        say "poweroff disabled by the plan; sleeping"
+        while true; do sleep 3600; done
+    fi
+    poweroff -f
+    sleep 2
+    exit 1
+}
+
+die() {
+    say "ERROR: $*"
+    if [ "$W_MOUNTED" = 1 ]; then
+        echo "$*" > "$W/guest-error.txt.part" && mv "$W/guest-error.txt.part" "$W/guest-error.txt"
+    fi
+    POWEROFF=1
+    finish
+}
+
+# wait_for PATH TENTHS: poll until PATH exists (devices appear asynchronously after insmod)
+wait_for() {
+    i=0
+    while [ ! -e "$1" ]; do
+        i=$((i + 1))
+        [ "$i" -gt "$2" ] && return 1
+        usleep 100000
+    done
+    return 0
+}
+
+count_cpus() {
+    n=0
+    old_ifs=$IFS
+    IFS=,
+    for r in $1; do
+        case "$r" in
+            *-*) n=$((n + ${r#*-} - ${r%-*} + 1)) ;;
+            ?*) n=$((n + 1)) ;;
+        esac
+    done
+    IFS=$old_ifs
+    echo "$n"
+}
+
+# put FILE CONTENT: write atomically into the shared work dir
+put() {
+    printf '%s\n' "$2" > "$W/$1.part" && mv "$W/$1.part" "$W/$1"
+}
+
+mount -t proc proc /proc || die "cannot mount /proc"
+mount -t sysfs sysfs /sys || die "cannot mount /sys"
+mount -t devtmpfs devtmpfs /dev || die "cannot mount /dev"
+mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
+
+. /etc/perfsuite.conf || die "cannot read /etc/perfsuite.conf"
+for m in $MODULES; do
+    insmod "/lib/modules/$m.ko" || die "insmod $m failed"
+done
+
+wait_for /sys/bus/virtio/drivers/9pnet_virtio 50 || true
+i=0
+until mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 perfsuite "$W" 2>/dev/null; do
+    i=$((i + 1))
+    [ "$i" -gt 50 ] && die "cannot mount the 9p work dir (mount tag perfsuite)"
+    usleep 100000
+done
+W_MOUNTED=1
+
+if [ "$FIO_MODE" = hostroot ]; then
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro perfsuite-host /host \
+        || die "cannot mount the host root (mount tag perfsuite-host)"
+fi
+
+[ -f "$W/plan.sh" ] || die "no plan.sh in the work dir (write it with perfsuite.guest.write_plan)"
+. "$W/plan.sh" || die "cannot read plan.sh"
+
+DEV=${DEVICE#/dev/}
+wait_for "/sys/block/$DEV" 100 || die "no block device $DEVICE (is the virtio-blk disk attached?)"
+if [ -n "$SCHEDULER" ]; then
+    echo "$SCHEDULER" > "/sys/block/$DEV/queue/scheduler" || say "cannot set scheduler $SCHEDULER"
+fi
+sched=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "/sys/block/$DEV/queue/scheduler")
+[ -n "$sched" ] || sched=$(cat "/sys/block/$DEV/queue/scheduler")
+queues=$(ls "/sys/block/$DEV/mq" 2>/dev/null | wc -l)
+online=$(cat /sys/devices/system/cpu/online)
+cpus=$(count_cpus "$online")
+fio_version=$(run_fio --version 2>&1) || die "fio does not run in the guest: $fio_version"
+put guest-info.json "{\"cpus_online\": $cpus, \"cpus_online_list\": \"$online\", \"queues\": $queues, \"kernel\": \"$(uname -r)\", \"fio_version\": \"$fio_version\", \"scheduler\": \"$sched\", \"device\": \"$DEVICE\", \"fio_mode\": \"$FIO_MODE\"}"
+
+export PERFSUITE_DEVICE="$DEVICE"
+cd /tmp
+for N in $REPETITIONS; do
+    rm -f "$W/$N.json" "$W/$N.json.part" "$W/$N.status"
+    say "repetition $N"
+    # "$@" holds the plan's fio_args (plan.sh ends with `set -- ...`)
+    run_fio --output-format=json --eta=never --output="$W/$N.json.part" "$@" "$W/$FIO_JOB"
+    rc=$?
+    [ "$rc" = 0 ] && mv "$W/$N.json.part" "$W/$N.json"
+    put "$N.status" "$rc"
+done
+put done "ok"
+say "done"
+finish
+"""
