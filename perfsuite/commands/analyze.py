@@ -97,7 +97,10 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
 def _run_checks(frame) -> None:
     # The checks module (reference model) comes from another part of perfsuite; without it
     # there is simply nothing to check yet.
-    if importlib.util.find_spec("perfsuite.checks") is None:
+    try:
+        if importlib.util.find_spec("perfsuite.checks") is None:
+            return
+    except (ImportError, ValueError):
         return
     try:
         from perfsuite.checks import check_runs
