@@ -15,12 +15,55 @@ Error measures for one configuration's repetitions x_1..x_n (mean m):
 
 Every measure needs at least two runs; with one run it is undefined (NaN), and
 the table prints ``n/a``.
+
+Two-sample statistics (baseline A, candidate B; the functions below work on
+many rows at once: 2-D arrays, one configuration per row, NaN-padded because
+rows may hold different numbers of runs):
+
+- Welch's t-test: t = (mB - mA) / sqrt(sA + sB) with sA = vA/nA, sB = vB/nB
+  (v = sample variance), degrees of freedom by Welch-Satterthwaite,
+  df = (sA + sB)^2 / (sA^2/(nA-1) + sB^2/(nB-1)); two-sided p = 2 P(T_df > |t|).
+  It does not assume equal variances (a noisy build must not look precise).
+- Mann-Whitney U (``--test mannwhitney``): rank-based, exact for small samples
+  without ties. Beware: with n runs per side its smallest two-sided p-value is
+  2 / C(2n, n) (0.0079 for n = 5), so after a multiplicity correction over
+  many rows it can rarely reach significance with few runs.
+- Ratio of means mB/mA with a 95% CI by **Fieller's theorem** (analytic, not
+  bootstrap): the CI is every rho with |mB - rho mA| / sqrt(sB + rho^2 sA)
+  <= t(0.975, df), df the Welch df above. Solving gives the roots of
+  (mA^2 - t^2 sA) rho^2 - 2 mA mB rho + (mB^2 - t^2 sB) = 0. Why Fieller: at
+  rho = 1 the statistic *is* Welch's t, so the CI excludes 1 exactly when the
+  Welch p < 0.05 (table and verdict never contradict each other); it is
+  asymmetric like a ratio should be; and a bootstrap with 5 runs per side
+  under-covers badly and costs thousands of resamples per row. If the
+  baseline mean is not itself significantly non-zero (mA^2 <= t^2 sA) the
+  set is unbounded and the CI is reported as (-inf, inf).
+- Multiplicity: with m rows tested at level alpha, some row would alarm by
+  chance. Holm (step-down: sorted p_(i) times (m - i + 1), made monotone)
+  controls the family-wise error rate <= alpha under any dependence;
+  Benjamini-Hochberg (step-up: p_(i) * m / i, made monotone from the top)
+  controls the expected share of false alarms among alarms (FDR) and is more
+  powerful with many rows. Rows with NaN p-values are not counted in m.
+- Outliers are *flagged*, never dropped: the modified z-score of Iglewicz and
+  Hoaglin, 0.6745 (x - median) / MAD with MAD the median absolute deviation,
+  flagged beyond 3.5 (robust: one wild run cannot hide itself by inflating
+  the spread, as it does with mean +- 3 s); or Tukey's fences, outside
+  [Q1 - 1.5 IQR, Q3 + 1.5 IQR].
+- Repetitions needed: to detect a relative change d with power 1 - beta at
+  two-sided level alpha, per side n = (t(1-alpha/2, df) + t(1-beta, df))^2 *
+  (cvA^2 + cvB^2) / d^2, iterated because df = 2n - 2 depends on n (the
+  normal-approximation start is refined with Student quantiles).
+  ``welch_power`` gives the power itself from the noncentral t distribution.
+- The sequential procedure (fewer runs than a fixed-n test) is documented on
+  ``sequential_test`` below.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,3 +107,222 @@ def _t_quantile(q: float, dof: int) -> float:
     from scipy import stats as sps
 
     return float(sps.t.ppf(q, dof))
+
+
+# ---------------------------------------------------------------- row-wise helpers
+
+
+def pack(groups: Sequence[Sequence[float]]) -> np.ndarray:
+    """Ragged groups of runs -> one NaN-padded 2-D array (row i = groups[i])."""
+    width = max((len(g) for g in groups), default=0)
+    out = np.full((len(groups), max(width, 1)), np.nan)
+    for i, g in enumerate(groups):
+        out[i, : len(g)] = np.asarray(g, dtype=float)
+    return out
+
+
+class Moments(NamedTuple):
+    n: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray  # sample variance (n - 1); NaN when n < 2
+
+
+def moments(x: np.ndarray) -> Moments:
+    """Count, mean and sample variance of each row, ignoring NaN (no warnings for n < 2)."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    ok = np.isfinite(x)
+    n = ok.sum(axis=1)
+    z = np.where(ok, x, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = z.sum(axis=1) / n
+        dev = np.where(ok, x - mean[:, None], 0.0)
+        var = (dev**2).sum(axis=1) / (n - 1)
+    var = np.where(n >= 2, var, np.nan)
+    return Moments(n, np.where(n > 0, mean, np.nan), var)
+
+
+class TwoSample(NamedTuple):
+    mean_a: np.ndarray
+    mean_b: np.ndarray
+    n_a: np.ndarray
+    n_b: np.ndarray
+    t: np.ndarray
+    df: np.ndarray
+    p: np.ndarray
+    ratio: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+
+
+def welch(a: np.ndarray, b: np.ndarray, conf: float = 0.95) -> TwoSample:
+    """Welch's t-test B vs A per row, plus the ratio mB/mA with its Fieller CI."""
+    from scipy import stats as sps
+
+    ma, mb = moments(a), moments(b)
+    sa, sb = ma.var / ma.n, mb.var / mb.n
+    se2 = sa + sb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (mb.mean - ma.mean) / np.sqrt(se2)
+        df = se2**2 / (sa**2 / (ma.n - 1) + sb**2 / (mb.n - 1))
+        p = 2.0 * sps.t.sf(np.abs(t), df)
+        ratio = mb.mean / ma.mean
+    # Zero spread on both sides: the difference is exact, so it is certain or absent.
+    exact = (se2 == 0) & np.isfinite(ma.mean) & np.isfinite(mb.mean)
+    p = np.where(exact, np.where(mb.mean == ma.mean, 1.0, 0.0), p)
+    lo, hi = fieller(ma.mean, mb.mean, sa, sb, df, conf)
+    lo = np.where(exact, ratio, lo)
+    hi = np.where(exact, ratio, hi)
+    return TwoSample(ma.mean, mb.mean, ma.n, mb.n, t, df, p, ratio, lo, hi)
+
+
+def fieller(mean_a, mean_b, se2_a, se2_b, df, conf: float = 0.95):
+    """Fieller CI for mean_b / mean_a (independent samples); (-inf, inf) when unbounded."""
+    from scipy import stats as sps
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = sps.t.ppf(0.5 + conf / 2.0, df)
+        q2 = q * q
+        lead = mean_a**2 - q2 * se2_a
+        disc = q2 * (se2_a * mean_b**2 + se2_b * lead)
+        root = np.sqrt(np.maximum(disc, 0.0))
+        lo = (mean_a * mean_b - root) / lead
+        hi = (mean_a * mean_b + root) / lead
+    unbounded = lead <= 0
+    lo = np.where(unbounded, -np.inf, lo)
+    hi = np.where(unbounded, np.inf, hi)
+    bad = ~np.isfinite(q)
+    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+
+
+def mannwhitney_p(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two-sided Mann-Whitney U p-value per row (NaN where a side has < 2 runs).
+
+    scipy vectorises over rows of equal length; rows are grouped by (nA, nB) so
+    a typical matrix (everyone ran the same repetitions) is a single call.
+    """
+    from scipy import stats as sps
+
+    a = np.atleast_2d(np.asarray(a, dtype=float))
+    b = np.atleast_2d(np.asarray(b, dtype=float))
+    na, nb = np.isfinite(a).sum(axis=1), np.isfinite(b).sum(axis=1)
+    p = np.full(a.shape[0], np.nan)
+    for key in set(zip(na.tolist(), nb.tolist())):
+        if min(key) < 2:
+            continue
+        rows = np.flatnonzero((na == key[0]) & (nb == key[1]))
+        xa = _compact(a[rows], key[0])
+        xb = _compact(b[rows], key[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p[rows] = sps.mannwhitneyu(xb, xa, alternative="two-sided", axis=1).pvalue
+    return p
+
+
+def _compact(x: np.ndarray, n: int) -> np.ndarray:
+    # Move the finite values of each row to the front (stable), keep the first n.
+    order = np.argsort(~np.isfinite(x), axis=1, kind="stable")
+    return np.take_along_axis(x, order, axis=1)[:, :n]
+
+
+# ---------------------------------------------------------------- multiplicity
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (family-wise error); NaN stays NaN, not counted."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        adj = np.maximum.accumulate(p[order] * (m - np.arange(m)))
+        out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def bh(p: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg step-up adjusted p-values (false discovery rate)."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        scaled = p[order] * m / np.arange(1, m + 1)
+        adj = np.minimum.accumulate(scaled[::-1])[::-1]
+        out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+CORRECTIONS = {"holm": holm, "bh": bh, "none": lambda p: np.asarray(p, dtype=float)}
+
+
+def adjust(p: Sequence[float], method: str = "holm") -> np.ndarray:
+    if method not in CORRECTIONS:
+        raise ValueError(f"unknown correction {method!r}; choose one of {', '.join(CORRECTIONS)}")
+    return CORRECTIONS[method](p)
+
+
+# ---------------------------------------------------------------- outliers
+
+
+def outliers(x: np.ndarray, method: str = "mad", cut: float | None = None) -> np.ndarray:
+    """Boolean mask (same shape as x) of runs flagged as outliers in their row. Never drops."""
+    x = np.atleast_2d(np.asarray(x, dtype=float))
+    ok = np.isfinite(x)
+    n = ok.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        if method == "mad":
+            cut = 3.5 if cut is None else cut
+            med = np.nanmedian(x, axis=1, keepdims=True)
+            mad = np.nanmedian(np.abs(x - med), axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                z = 0.6745 * (x - med) / mad
+            # MAD = 0 (over half the runs identical): no robust scale, flag nothing.
+            flag = (np.abs(z) > cut) & (mad > 0)
+        elif method == "tukey":
+            cut = 1.5 if cut is None else cut
+            q1, q3 = np.nanpercentile(x, [25, 75], axis=1, keepdims=True)
+            iqr = q3 - q1
+            flag = (x < q1 - cut * iqr) | (x > q3 + cut * iqr)
+        else:
+            raise ValueError(f"unknown outlier method {method!r}; choose mad or tukey")
+    # Fewer than 4 runs: no rule can tell an outlier from the spread.
+    return flag & ok & (n >= 4)
+
+
+# ---------------------------------------------------------------- power and sample size
+
+
+def welch_power(effect, cv_a, cv_b, n_a, n_b, alpha: float = 0.05):
+    """Power of the two-sided Welch test to see a relative change `effect` (noncentral t)."""
+    from scipy import stats as sps
+
+    effect, cv_a, cv_b, n_a, n_b = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (effect, cv_a, cv_b, n_a, n_b)))
+    sa, sb = cv_a**2 / n_a, cv_b**2 / n_b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = (sa + sb) ** 2 / (sa**2 / (n_a - 1) + sb**2 / (n_b - 1))
+        ncp = np.abs(effect) / np.sqrt(sa + sb)
+        crit = sps.t.ppf(1 - alpha / 2, df)
+        power = sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp)
+    return power
+
+
+def reps_needed(cv_a, cv_b, effect, alpha: float = 0.05, power: float = 0.8, cap: int = 10_000):
+    """Runs per side for the Welch test to detect a relative change `effect` with `power`.
+
+    cv_a, cv_b are fractions (0.05 = 5%). NaN where the spread is unknown; at least 2.
+    """
+    from scipy import stats as sps
+
+    cv_a, cv_b, effect = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (cv_a, cv_b, effect)))
+    var = cv_a**2 + cv_b**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) ** 2 * var / effect**2
+        for _ in range(8):  # fixed point: df depends on n; converges in a few steps
+            df = np.maximum(2 * np.ceil(n) - 2, 1)
+            n = (sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) ** 2 * var / effect**2
+        n = np.clip(np.ceil(n), 2, cap)
+    return np.where(np.isfinite(var) & (effect != 0), n, np.nan)

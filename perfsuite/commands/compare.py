@@ -1,0 +1,134 @@
+"""`perfsuite compare BASELINE [CANDIDATE]`: verdict per configuration, exit 0/1/2.
+
+Exit status: 0 no regression, 1 at least one regression, 2 error (one line on stderr,
+never a traceback; PERFSUITE_DEBUG=1 shows one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+_EPILOG = """\b
+Verdicts (a change needs BOTH a corrected p < alpha AND |change| > threshold):
+  regression    significant and worse by more than the threshold
+  improvement   significant and better by more than the threshold
+  no change     the ratio's whole 95% CI lies within 1 +- threshold
+  inconclusive  too noisy to tell; also any row with a single run on a side
+\b
+Examples:
+  perfsuite compare runs-v3/ runs-v4/
+  perfsuite compare runs/ --label v3 --label v4 --format markdown
+  perfsuite compare base/ cand/ --threshold 3% --correction bh --format junit -o compare.xml
+"""
+
+
+class BadInput(Exception):
+    """Something the user can fix: one line, exit 2."""
+
+
+def parse_threshold(text: str) -> float:
+    """'5%' or '0.05' -> 0.05."""
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise BadInput(f"--threshold {text!r}: give a fraction (0.05) or a percentage (5%)") from None
+    if not 0 < v < 1:
+        raise BadInput(f"--threshold {text!r}: must be between 0 and 100% (e.g. 0.05 or 5%)")
+    return v
+
+
+def load_side(path: str, label: str | None, side: str):
+    """Results frame of one side (perfsuite.results.load_runs), optionally one label of it."""
+    from perfsuite.compare import CompareError, select_label
+    from perfsuite.results import ResultsError, load_runs
+
+    try:
+        loaded = load_runs(path)
+    except ResultsError as exc:
+        raise BadInput(f"{side}: {exc}") from None
+    for w in loaded.warnings:
+        click.echo(f"warning: {side}: {w}", err=True)
+    frame = loaded.frame
+    if label is not None:
+        try:
+            frame = select_label(frame, label, side)
+        except CompareError as exc:
+            raise BadInput(str(exc)) from None
+    return frame
+
+
+@click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("baseline", metavar="BASELINE")
+@click.argument("candidate", metavar="[CANDIDATE]", required=False)
+@click.option("--label", "labels", multiple=True, metavar="LABEL",
+              help="Given twice: the baseline's and the candidate's label (build) inside the "
+                   "directories; CANDIDATE may then be omitted (both labels in BASELINE).")
+@click.option("--threshold", default="5%", show_default=True,
+              help="Smallest relative change that counts, as 0.05 or 5%.")
+@click.option("--test", type=click.Choice(["welch", "mannwhitney"]), default="welch", show_default=True)
+@click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True,
+              help="Multiple-comparison correction over rows: Holm (family-wise) or Benjamini-Hochberg (FDR).")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level after correction.")
+@click.option("--metric", default="iops", show_default=True,
+              help="iops, read-iops, write-iops, disk-read-ios or a results column (lat_* = lower is better).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "junit"]), default="table",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def compare(baseline: str, candidate: str | None, labels: tuple[str, ...], threshold: str, test: str,
+            correction: str, alpha: float, metric: str, fmt: str, output: str | None) -> None:
+    """Compare BASELINE and CANDIDATE runs directories configuration by configuration."""
+    try:
+        status = _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output)
+    except BadInput as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - the promise: never a traceback
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)")
+    sys.exit(status)
+
+
+def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output) -> int:
+    from perfsuite.compare import RENDERERS, CompareError, compare as do_compare
+
+    if len(labels) not in (0, 2):
+        raise BadInput("--label: give it twice (baseline label, then candidate label) or not at all")
+    if candidate is None:
+        if not labels:
+            raise BadInput("only one directory given: add CANDIDATE, or --label BASE --label CAND")
+        candidate = baseline
+    if not 0 < alpha < 1:
+        raise BadInput(f"--alpha {alpha}: must be between 0 and 1")
+    thr = parse_threshold(threshold)
+    lb, lc = labels if labels else (None, None)
+    base = load_side(baseline, lb, "baseline")
+    cand = load_side(candidate, lc, "candidate")
+    try:
+        result = do_compare(base, cand, threshold=thr, test=test, correction=correction,
+                            metric=metric, alpha=alpha)
+    except CompareError as exc:
+        raise BadInput(str(exc)) from None
+    text = RENDERERS[fmt](result)
+    if output:
+        from perfsuite.fsutil import atomic_write_text
+
+        try:
+            atomic_write_text(output, text)
+        except OSError as exc:
+            raise BadInput(f"cannot write {output}: {exc.strerror or exc}") from None
+    else:
+        click.echo(text, nl=False)
+    if not len(result.rows):
+        click.echo("warning: no configuration appears on both sides", err=True)
+    return result.exit_code
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    click.echo(f"perfsuite compare: error: {msg}", err=True)
+    sys.exit(code)

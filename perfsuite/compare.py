@@ -1,0 +1,321 @@
+"""Baseline vs candidate, row by row: ratio with a 95% CI, a corrected p-value, a verdict.
+
+Rows are matched by configuration: every config column except the ones that name the
+build under test (`label`, and `qemu`, the binary's path, which differs between two
+builds by construction), plus the fio job shape (numjobs, iodepth, rw, bs). Data without
+meta.json falls back to the run name with a leading "<label>-" removed.
+
+Verdict of a row (statistics in perfsuite.stats):
+- regression / improvement: significant after the multiplicity correction (p_adj < alpha)
+  AND the estimated change is larger than the threshold, in the bad / good direction;
+- no change: the whole 95% CI of the ratio lies within 1 +- threshold;
+- inconclusive: anything else (too noisy to tell at this threshold), and every row with
+  fewer than two runs on a side.
+The renderers at the bottom are pure functions of a Comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from perfsuite import stats
+
+CONFIG_KEYS = (
+    "label", "qemu", "smp", "memory_mb", "num_queues", "dataplane", "iothreads", "queue_size",
+    "backend", "aio", "cache", "fio_job", "pin", "machine", "numjobs", "iodepth", "rw", "bs",
+)
+BUILD_KEYS = ("label", "qemu")
+VERDICTS = ("regression", "improvement", "no change", "inconclusive")
+TESTS = ("welch", "mannwhitney")
+
+
+class CompareError(ValueError):
+    """Inputs that cannot be compared (unknown metric, test, ambiguous rows)."""
+
+
+@dataclass
+class Comparison:
+    rows: pd.DataFrame  # one row per matched configuration (columns: see ROW_COLUMNS)
+    only_baseline: list[str] = field(default_factory=list)
+    only_candidate: list[str] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        vc = self.rows["verdict"].value_counts() if len(self.rows) else {}
+        return {v: int(vc.get(v, 0)) for v in VERDICTS}
+
+    @property
+    def exit_code(self) -> int:
+        """0 no regression, 1 at least one regression (2 is the CLI's, for errors)."""
+        return 1 if self.counts["regression"] else 0
+
+
+ROW_COLUMNS = (
+    "config", "name_base", "name_cand", "n_base", "n_cand", "mean_base", "mean_cand",
+    "cv_base", "cv_cand", "ratio", "ci_low", "ci_high", "p", "p_adj", "verdict",
+    "outliers_base", "outliers_cand", "reps_needed",
+)
+
+
+def lower_is_better(column: str) -> bool:
+    return column.startswith("lat")
+
+
+def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
+    from perfsuite.summary import metric_column
+
+    try:
+        return metric_column(metric)
+    except ValueError:
+        if all(metric in f.columns for f in frames):
+            return metric
+        raise CompareError(f"unknown metric {metric!r}") from None
+
+
+def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: float = 0.05,
+            test: str = "welch", correction: str = "holm", metric: str = "iops",
+            alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad") -> Comparison:
+    """Compare two results frames (CONTRACTS.md section 3), one verdict per configuration."""
+    if test not in TESTS:
+        raise CompareError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
+    if correction not in stats.CORRECTIONS:
+        raise CompareError(f"unknown correction {correction!r}; choose one of holm, bh, none")
+    if not 0 < threshold < 1:
+        raise CompareError(f"threshold must be a fraction between 0 and 1, got {threshold}")
+    col = resolve_metric(metric, baseline_df, candidate_df)
+    base, cand = _usable(baseline_df, col), _usable(candidate_df, col)
+    keys = _key_columns(base, cand, set(BUILD_KEYS) | set(ignore))
+    gb, gc = _groups(base, col, keys, "baseline"), _groups(cand, col, keys, "candidate")
+    common = sorted(set(gb) & set(gc), key=lambda k: (gc[k][0], k))
+    params = dict(threshold=threshold, test=test, correction=correction, metric=col,
+                  alpha=alpha, match_on=list(keys) or ["name"])
+    only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
+    only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
+    rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col))
+    return Comparison(rows, only_b, only_c, params)
+
+
+def select_label(df: pd.DataFrame, label: str, side: str) -> pd.DataFrame:
+    """The runs of one build (label) in a results frame; CompareError naming the labels there."""
+    have = sorted({_canon(v) for v in df["label"]} - {""}) if "label" in df.columns else []
+    if label not in have:
+        known = ", ".join(have) if have else "none (no meta.json labels)"
+        raise CompareError(f"{side}: no runs with label {label!r}; labels present: {known}")
+    return df[df["label"].map(_canon) == label]
+
+
+def _usable(df: pd.DataFrame, col: str) -> pd.DataFrame:
+    if col not in df.columns:
+        raise CompareError(f"results have no column {col!r}")
+    if "status" in df.columns:
+        df = df[df["status"].isna() | (df["status"] == "ok")]
+    return df[np.isfinite(pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float))]
+
+
+def _key_columns(a: pd.DataFrame, b: pd.DataFrame, skip: set[str]) -> tuple[str, ...]:
+    def known(df, c):
+        return c in df.columns and df[c].notna().any()
+
+    return tuple(c for c in CONFIG_KEYS if c not in skip and (known(a, c) or known(b, c)))
+
+
+def _canon(v) -> str:
+    # One spelling per value, whatever pandas made of it (1 vs 1.0 vs "1", NaN vs None).
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v)).lower()
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def strip_label(name: str, label) -> str:
+    lab = _canon(label)
+    return name[len(lab) + 1:] if lab and name.startswith(lab + "-") else name
+
+
+def _groups(df: pd.DataFrame, col: str, keys: tuple[str, ...], side: str) -> dict:
+    """key -> (display name, run name, values). Refuses two builds under one key.
+
+    Vectorised (one sort, one split) because a nightly matrix may hold thousands of runs.
+    """
+    if df.empty:
+        return {}
+    names = df["name"].astype(str).to_numpy()
+    labels = df["label"].map(_canon).to_numpy() if "label" in df.columns else np.full(len(df), "")
+    if keys:
+        canon = pd.DataFrame({k: df[k].map(_canon).to_numpy() for k in keys})
+        canon.insert(0, "name", names)
+        # A name's key is the set of values its runs carry (normally exactly one each).
+        canon = canon.drop_duplicates()
+        if canon["name"].is_unique:
+            keyed = canon.set_index("name")
+        else:
+            keyed = canon.groupby("name", sort=False).agg(lambda v: "|".join(sorted(set(v))))
+        key_of = {n: tuple(r) for n, r in zip(keyed.index, keyed.itertuples(index=False))}
+    order = np.argsort(names, kind="stable")
+    sorted_names = names[order]
+    uniq, first = np.unique(sorted_names, return_index=True)
+    values = np.split(df[col].to_numpy(dtype=float)[order], first[1:])
+    out: dict = {}
+    for name, start, vals in zip(uniq.tolist(), first.tolist(), values):
+        display = strip_label(name, labels[order[start]])
+        key = key_of[name] if keys else (display,)
+        if key in out:
+            raise CompareError(
+                f"{side} holds two runs of the same configuration ({out[key][1]!r} and {name!r}); "
+                "select one build with --label")
+        out[key] = (display, name, vals)
+    return out
+
+
+def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better) -> pd.DataFrame:
+    if not common:
+        return pd.DataFrame(columns=list(ROW_COLUMNS))
+    a = stats.pack([gb[k][2] for k in common])
+    b = stats.pack([gc[k][2] for k in common])
+    w = stats.welch(a, b)
+    p = w.p if test == "welch" else stats.mannwhitney_p(a, b)
+    ma, mb = stats.moments(a), stats.moments(b)
+    few = (w.n_a < 2) | (w.n_b < 2)
+    p = np.where(few, np.nan, p)
+    p_adj = stats.adjust(p, correction)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cv_a, cv_b = np.sqrt(ma.var) / ma.mean, np.sqrt(mb.var) / mb.mean
+        change = w.ratio - 1.0
+    worse = change > threshold if lower_better else change < -threshold
+    better = change < -threshold if lower_better else change > threshold
+    sig = p_adj < alpha
+    within = (w.ci_low >= 1 - threshold) & (w.ci_high <= 1 + threshold)
+    verdict = np.select([few, sig & worse, sig & better, within],
+                        ["inconclusive", "regression", "improvement", "no change"], "inconclusive")
+    return pd.DataFrame({
+        "config": [gc[k][0] for k in common],
+        "name_base": [gb[k][1] for k in common], "name_cand": [gc[k][1] for k in common],
+        "n_base": w.n_a, "n_cand": w.n_b, "mean_base": w.mean_a, "mean_cand": w.mean_b,
+        "cv_base": cv_a, "cv_cand": cv_b, "ratio": w.ratio, "ci_low": w.ci_low, "ci_high": w.ci_high,
+        "p": p, "p_adj": p_adj, "verdict": verdict,
+        "outliers_base": stats.outliers(a, outlier).sum(axis=1),
+        "outliers_cand": stats.outliers(b, outlier).sum(axis=1),
+        "reps_needed": stats.reps_needed(cv_a, cv_b, threshold, alpha=alpha, power=0.8),
+    })
+
+
+# ---------------------------------------------------------------- renderers (pure)
+
+
+def _f(v, fmt: str, none: str = "n/a") -> str:
+    return none if v is None or not np.isfinite(v) else format(v, fmt)
+
+
+def _ci(r) -> str:
+    if not np.isfinite(r.ci_low) or not np.isfinite(r.ci_high):
+        return "unbounded" if np.isinf(r.ci_low) or np.isinf(r.ci_high) else "n/a"
+    return f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+
+
+def _cells(c: Comparison) -> tuple[list[str], list[list[str]]]:
+    m = c.params.get("metric", "iops")
+    head = ["Configuration", f"Base {m}", "n", f"Cand {m}", "n", "Ratio", "95% CI",
+            f"p({c.params.get('correction', 'holm')})", "Verdict", "Outliers", "Runs needed"]
+    body = []
+    for r in c.rows.itertuples():
+        body.append([r.config, _f(r.mean_base, ".1f"), str(int(r.n_base)), _f(r.mean_cand, ".1f"),
+                     str(int(r.n_cand)), _f(r.ratio, ".3f"), _ci(r), _f(r.p_adj, ".3g"), r.verdict,
+                     f"{int(r.outliers_base)}/{int(r.outliers_cand)}", _f(r.reps_needed, ".0f")])
+    return head, body
+
+
+def _footer(c: Comparison) -> list[str]:
+    lines = [f"only in baseline: {n}" for n in c.only_baseline]
+    lines += [f"only in candidate: {n}" for n in c.only_candidate]
+    k = c.counts
+    p = c.params
+    lines.append(
+        f"{k['regression']} regression, {k['improvement']} improvement, {k['no change']} no change, "
+        f"{k['inconclusive']} inconclusive (threshold {p.get('threshold', 0.05):.1%}, {p.get('test')} "
+        f"test, {p.get('correction')} correction, alpha {p.get('alpha')})")
+    return lines
+
+
+def render_table(c: Comparison) -> str:
+    head, body = _cells(c)
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    fmt = lambda cells: "  ".join(  # noqa: E731 - left-align the name, right-align numbers
+        x.ljust(w) if i in (0, 8) else x.rjust(w) for i, (x, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([fmt(head)] + [fmt(b) for b in body] + _footer(c)) + "\n"
+
+
+def render_markdown(c: Comparison) -> str:
+    head, body = _cells(c)
+    esc = lambda s: s.replace("|", "\\|")  # noqa: E731
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * 7 + ["---"] * 3) + "|"]
+    for b in body:
+        b = list(b)
+        if b[8] in ("regression", "improvement"):
+            b[8] = f"**{b[8]}**"
+        out.append("| " + " | ".join(esc(x) for x in b) + " |")
+    return "\n".join(out) + "\n\n" + "\n".join(f"- {x}" for x in _footer(c)) + "\n"
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    return v
+
+
+def to_dict(c: Comparison) -> dict:
+    rows = [{k: _jsonable(v) for k, v in r.items()} for r in c.rows.to_dict(orient="records")]
+    return {"params": c.params, "rows": rows, "only_baseline": c.only_baseline,
+            "only_candidate": c.only_candidate, "counts": c.counts, "exit_code": c.exit_code,
+            "warnings": c.warnings}
+
+
+def render_json(c: Comparison) -> str:
+    return json.dumps(to_dict(c), indent=2, sort_keys=True) + "\n"
+
+
+def render_junit(c: Comparison) -> str:
+    """JUnit XML: a regression is a failure, inconclusive / one-sided rows are skipped."""
+    m = c.params.get("metric", "iops")
+    suite = ET.Element("testsuite", name=f"perfsuite compare ({m})")
+    fails = skips = 0
+    for r in c.rows.itertuples():
+        tc = ET.SubElement(suite, "testcase", classname=f"perfsuite.compare.{m}", name=r.config)
+        msg = (f"{r.verdict}: ratio {_f(r.ratio, '.3f')} CI {_ci(r)} p_adj {_f(r.p_adj, '.3g')} "
+               f"(base {_f(r.mean_base, '.1f')} n={int(r.n_base)}, cand {_f(r.mean_cand, '.1f')} "
+               f"n={int(r.n_cand)})")
+        if r.verdict == "regression":
+            fails += 1
+            ET.SubElement(tc, "failure", message=msg, type="regression").text = msg
+        elif r.verdict == "inconclusive":
+            skips += 1
+            ET.SubElement(tc, "skipped", message=msg)
+        else:
+            ET.SubElement(tc, "system-out").text = msg
+    for side, names in (("baseline", c.only_baseline), ("candidate", c.only_candidate)):
+        for n in names:
+            skips += 1
+            tc = ET.SubElement(suite, "testcase", classname=f"perfsuite.compare.{m}", name=n)
+            ET.SubElement(tc, "skipped", message=f"only in {side}")
+    suite.set("tests", str(len(c.rows) + len(c.only_baseline) + len(c.only_candidate)))
+    suite.set("failures", str(fails))
+    suite.set("skipped", str(skips))
+    suite.set("errors", "0")
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+RENDERERS = {"table": render_table, "markdown": render_markdown, "json": render_json,
+             "junit": render_junit}
