@@ -1,0 +1,446 @@
+"""HTML report: results frame (+ optional comparison, history, findings) -> one static page.
+
+Three steps, so each can be tested alone:
+  scan_files(runs_dirs)            the only file reading: meta.json, guest logs, job files
+  build_context(frame, files, ...) pure: numbers, strings and PNG bytes for the template
+  render(context)                  jinja2 with autoescape ON for every template
+
+The page holds no script and fetches nothing: images are inline data: URIs and raw
+files are relative links, so it reads the same from a mail attachment or a CI artifact.
+Everything that comes from the runs (names, logs, argv, job text) reaches the page only
+through autoescaped template variables, never `|safe`.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+LOG_TAIL_LINES = 40
+_DP_RE = re.compile(r"-(no-)?dataplane(?=-|$)")
+_MQ_RE = re.compile(r"-no-mq(?=-|$)")
+
+
+@dataclass
+class RunFiles:
+    """Raw files of one repetition, by kind (json/meta/log), plus what its meta said."""
+    rep: str
+    files: dict[str, Path] = field(default_factory=dict)
+    meta: dict[str, Any] | None = None
+    log_tail: str | None = None
+
+
+def scan_files(runs_dirs: list[Path]) -> dict[str, list[RunFiles]]:
+    """Display name -> repetitions with their files. Reads meta.json and failed runs' log tails."""
+    out: dict[str, list[RunFiles]] = {}
+    for source, d in zip(source_labels(runs_dirs), runs_dirs):
+        for sub in sorted(p for p in Path(d).iterdir() if p.is_dir()):
+            reps: dict[str, RunFiles] = {}
+            for f in sorted(sub.iterdir()):
+                kind, rep = _classify(f.name)
+                if kind:
+                    reps.setdefault(rep, RunFiles(rep)).files[kind] = f
+            for run in reps.values():
+                if "meta" in run.files:
+                    try:
+                        run.meta = orjson.loads(run.files["meta"].read_bytes())
+                    except (OSError, orjson.JSONDecodeError):
+                        run.meta = None  # the loader already warns about unreadable meta
+                failed = "json" not in run.files or (run.meta or {}).get("status", "ok") != "ok"
+                if failed and "log" in run.files:
+                    run.log_tail = _tail(run.files["log"], LOG_TAIL_LINES)
+            if reps:
+                out[display_name(source, sub.name, len(runs_dirs))] = sorted(reps.values(), key=lambda r: _natural(r.rep))
+    return out
+
+
+def source_labels(runs_dirs: list[Path]) -> list[str]:
+    """A short, unique label per runs dir (its basename, numbered when two share one)."""
+    names = [Path(d).resolve().name or str(d) for d in runs_dirs]
+    return [f"{n}#{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def display_name(source: str, name: str, n_sources: int) -> str:
+    # With several runs dirs the same config name can appear twice; the prefix keeps rows apart.
+    return name if n_sources == 1 else f"{source}/{name}"
+
+
+def _classify(fname: str) -> tuple[str | None, str]:
+    if fname.endswith(".meta.json"):
+        return "meta", fname[:-10]
+    if fname.endswith(".json"):
+        return "json", fname[:-5]
+    if fname.endswith(".log"):
+        return "log", fname[:-4]
+    return None, ""
+
+
+def _natural(s: str) -> tuple:
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        data = path.read_bytes()[-64 * 1024:]  # a guest console can be huge; the end says why it died
+    except OSError as exc:
+        return f"(unreadable: {exc.strerror})"
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- configuration axes
+
+def axes_of(name: str, dataplane: Any = None, num_queues: Any = None) -> tuple[str, bool | None, bool | None]:
+    """(group, dataplane, multiqueue) from the seed's naming scheme, meta as a fallback.
+
+    The group is the name with the dataplane/mq tokens removed (label, smp and any other
+    axis stay), so bars that differ only in dataplane x mq share a group.
+    """
+    base = name.rsplit("/", 1)[-1]
+    prefix = name[: len(name) - len(base)]
+    m = _DP_RE.search(base)
+    if m:
+        dp: bool | None = m.group(1) is None
+        mq: bool | None = _MQ_RE.search(base) is None
+    else:
+        dp = bool(dataplane) if _known(dataplane) else None
+        mq = (float(num_queues) > 1) if _known(num_queues) else (False if _MQ_RE.search(base) else None)
+    group = _MQ_RE.sub("", _DP_RE.sub("", base))
+    return prefix + group, dp, mq
+
+
+def _known(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def _variant_rank(dp: bool | None, mq: bool | None) -> int:
+    return {(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 3}.get((dp, mq), 4)
+
+
+# ---------------------------------------------------------------- statistics for the figures
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval; the interval is NaN with fewer than two values."""
+    import numpy as np
+    from scipy import stats as sps
+
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    m = float(x.mean())
+    if x.size < 2:
+        return m, math.nan, math.nan
+    half = float(sps.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return m, m - half, m + half
+
+
+def ratio_ci(num, den, level: float = 0.95) -> tuple[float, float, float]:
+    """Ratio of means num/den with a CI from the delta method on log(ratio), Welch degrees of freedom.
+
+    Log scale because a ratio's interval is asymmetric; the delta method because it is
+    closed-form (a bootstrap per group would dominate the build time for little gain at n=5).
+    """
+    import numpy as np
+    from scipy import stats as sps
+
+    a = np.asarray(num, dtype=float)
+    b = np.asarray(den, dtype=float)
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0 or b.mean() <= 0 or a.mean() <= 0:
+        return math.nan, math.nan, math.nan
+    r = float(a.mean() / b.mean())
+    if a.size < 2 or b.size < 2:
+        return r, math.nan, math.nan
+    va = a.var(ddof=1) / (a.size * a.mean() ** 2)
+    vb = b.var(ddof=1) / (b.size * b.mean() ** 2)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return r, r, r
+    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    t = float(sps.t.ppf(0.5 + level / 2, dof))
+    return r, r * math.exp(-t * se), r * math.exp(t * se)
+
+
+# ---------------------------------------------------------------- context
+
+def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sources: list[str],
+                  load_warnings: list[str] = (), findings: list = (), comparison: dict | None = None,
+                  history: dict | None = None, generated: datetime | None = None) -> dict[str, Any]:
+    """Everything the template shows, as plain values. `comparison`/`history` are plain dicts
+    made by perfsuite.commands.report from perfsuite.compare / perfsuite.history."""
+    import pandas as pd
+
+    from perfsuite.report import plots
+    from perfsuite.summary import summarize
+
+    summary = summarize(frame, "iops", "range")
+    first = frame.groupby("name", sort=False).first()
+    axes = {n: axes_of(n, first.at[n, "dataplane"] if "dataplane" in first else None,
+                       first.at[n, "num_queues"] if "num_queues" in first else None) for n in summary["name"]}
+    order = sorted(summary["name"], key=lambda n: (axes[n][0], _variant_rank(*axes[n][1:]), n))
+    colors = {n: plots.variant_color(axes[n][1], axes[n][2]) for n in order}
+    by_name = {n: frame.loc[frame["name"] == n, "iops"].to_numpy(dtype=float) for n in order}
+
+    notes: dict[str, list[dict[str, str]]] = {}
+    for f in findings:
+        row = str(getattr(f, "name", None) or getattr(f, "row", "") or "")
+        sev = str(getattr(f, "severity", "warning")).lower().rsplit(".", 1)[-1]
+        notes.setdefault(row, []).append({"severity": sev, "message": str(getattr(f, "message", f))})
+    table = [{
+        "name": r.name, "iops": f"{r.mean:,.1f}", "error": "± " + _fmt_err(r.error_pct), "n": int(r.n),
+        "color": colors.get(r.name), "notes": notes.pop(str(r.name), []),
+    } for r in summary.set_index("name").loc[order].reset_index().itertuples(index=False)]
+    general_notes = [dict(n, row=row) for row, ns in notes.items() for n in ns]
+
+    figures: dict[str, dict[str, Any]] = {}
+    bars = []
+    for n in order:
+        m, lo, hi = mean_ci(by_name[n])
+        bars.append({"group": axes[n][0], "dataplane": axes[n][1], "mq": axes[n][2], "mean": m, "lo": lo, "hi": hi})
+    figures["bars"] = _uri(plots.iops_bars(pd.DataFrame(bars)))
+    speedups = _speedups(order, axes, by_name)
+    if speedups:
+        figures["speedup"] = _uri(plots.speedup(pd.DataFrame(speedups)))
+    figures["strip"] = _uri(plots.strip(frame[["name", "iops"]], order, colors))
+
+    lat = _latency(frame, order)
+    if lat["rows"]:
+        figures["latency"] = _uri(plots.latency(pd.DataFrame(lat["rows"])))
+    if comparison and comparison.get("rows"):
+        figures["compare"] = _uri(plots.ratios(pd.DataFrame(comparison["rows"]),
+                                               "ratio candidate / baseline (mean IOPS, ×, with CI)",
+                                               "Candidate vs baseline"))
+    if history and len(history.get("series", ())):
+        figures["history"] = _uri(plots.history(history["series"], history["changes"]))
+
+    return {
+        "title": "perfsuite report: virtio-blk " + ", ".join(sources),
+        "generated": (generated or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC"),
+        "sources": sources,
+        "n_configs": len(order), "n_runs": int(len(frame)),
+        "tcg": _tcg(frame, files),
+        "table": table, "general_notes": general_notes, "load_warnings": list(load_warnings),
+        "figures": figures, "speedups": [dict(s, text=_fmt_ratio(s)) for s in speedups],
+        "latency": lat, "comparison": comparison, "history": history,
+        "env": _environment(frame, files, order),
+        "raw": _raw_links(files, order, out_dir),
+    }
+
+
+def _speedups(order, axes, by_name) -> list[dict[str, Any]]:
+    """mq / no-mq per (group, dataplane): the pair that differs only in multiqueue."""
+    rows = []
+    for n in order:
+        group, dp, mq = axes[n]
+        if mq is not True:
+            continue
+        twin = next((o for o in order if axes[o] == (group, dp, False)), None)
+        if twin is None:
+            continue
+        r, lo, hi = ratio_ci(by_name[n], by_name[twin])
+        if math.isfinite(r):
+            dp_txt = {True: "dataplane", False: "no dataplane", None: ""}[dp]
+            rows.append({"label": f"{group} · {dp_txt}".rstrip(" ·"), "group": group, "dataplane": dp,
+                         "mq": n, "no_mq": twin, "ratio": r, "lo": lo, "hi": hi})
+    return rows
+
+
+def _latency(frame, order) -> dict[str, Any]:
+    cols = {"p50": "lat_p50_us", "p99": "lat_p99_us", "p999": "lat_p999_us"}
+    rows, missing = [], []
+    for n in order:
+        sub = frame.loc[frame["name"] == n]
+        vals = {k: float(sub[c].mean()) if c in sub else math.nan for k, c in cols.items()}
+        if all(not math.isfinite(v) for v in vals.values()):
+            missing.append(n)
+        else:
+            rows.append({"name": n, **vals, **{f"{k}_txt": _fmt_us(v) for k, v in vals.items()}})
+    return {"rows": rows, "missing": missing}
+
+
+def _tcg(frame, files) -> dict[str, Any] | None:
+    if "accel" not in frame:
+        return None
+    names = sorted({str(n) for n, a in zip(frame["name"], frame["accel"]) if str(a).lower() == "tcg"})
+    if not names:
+        return None
+    notes = sorted({str(r.meta.get("accel_note")) for n in names for r in files.get(n, ())
+                    if r.meta and r.meta.get("accel_note")})
+    return {"names": names, "all": len(names) == frame["name"].nunique(), "notes": notes}
+
+
+ENV_COLUMNS = (  # (frame columns, heading); two columns = "asked / seen"
+    (("accel",), "Accelerator"), (("qemu_version",), "QEMU"), (("guest_kernel",), "Guest kernel"),
+    (("guest_fio_version",), "Guest fio"), (("smp", "cpus_seen"), "vCPUs asked / seen"),
+    (("num_queues", "queues_seen"), "Queues asked / seen"), (("iothreads",), "IOThreads"),
+    (("backend",), "Backend"), (("aio",), "AIO"), (("cache",), "Cache"), (("pin",), "Pinned vCPUs"),
+    (("machine",), "Machine"), (("host_cpu",), "Host CPU"), (("mismatch",), "Mismatch"),
+)
+
+
+def _environment(frame, files, order) -> dict[str, Any]:
+    """Facts shared by every config go in a short list; only what differs gets a table column."""
+    common: dict[str, str] = {}
+    cols: list[tuple[str, dict[str, str]]] = []
+    for keys, heading in ENV_COLUMNS:
+        if not all(k in frame for k in keys) or not frame[list(keys)].notna().any().any():
+            continue
+        per = {}
+        for n in order:
+            sub = frame.loc[frame["name"] == n]
+            per[n] = " / ".join(", ".join(sorted({_cell(v) for v in sub[k]})) for k in keys)
+        values = set(per.values())
+        if keys == ("mismatch",) and values <= {"–"}:
+            continue  # nothing asked differed from what the guest saw: no column, no noise
+        if len(values) == 1:
+            common[heading] = values.pop()
+        else:
+            cols.append((heading, per))
+    host, argv, jobs = {}, [], []
+    for n in order:
+        meta = next((r.meta for r in files.get(n, ()) if r.meta), None)
+        if meta:
+            h = meta.get("host") or {}
+            for k, v in (("Host", h.get("hostname")), ("Host CPUs", h.get("cpus")),
+                         ("Host kernel", h.get("kernel")), ("Host fio", (meta.get("versions") or {}).get("host_fio"))):
+                if v not in (None, ""):
+                    host.setdefault(k, set()).add(str(v))
+            if meta.get("qemu_argv"):
+                argv.append({"name": n, "cmd": format_argv([str(a) for a in meta["qemu_argv"]])})
+        job = _job_text(frame, files, n, meta)
+        if job:
+            jobs.append({"name": n, **job})
+    # Identical job texts are shown once, with every config that used them.
+    merged: dict[str, dict[str, Any]] = {}
+    for j in jobs:
+        merged.setdefault(j["text"], {"names": [], "text": j["text"], "source": j["source"]})["names"].append(j["name"])
+    facts = [(k, v) for k, v in common.items()] + [(k, ", ".join(sorted(v))) for k, v in host.items()]
+    return {"facts": facts, "headings": [h for h, _ in cols], "argv": argv, "jobs": list(merged.values()),
+            "rows": [{"name": n, "cells": [per[n] for _, per in cols]} for n in order] if cols else []}
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v) if str(v) != "" else "–"
+
+
+def format_argv(argv: list[str]) -> str:
+    """shlex-quoted, one option per line: copy-pasteable and readable."""
+    out = shlex.quote(argv[0]) if argv else ""
+    for a in argv[1:]:
+        q = shlex.quote(a)
+        out += (" \\\n    " + q) if a.startswith("-") else (" " + q)
+    return out
+
+
+def _job_text(frame, files, name, meta) -> dict[str, str] | None:
+    """The fio job: the job file the run names, if it is still there, else rebuilt from fio's JSON."""
+    job = (meta or {}).get("config", {}).get("fio_job")
+    runs = files.get(name, ())
+    for r in runs:
+        if "json" not in r.files or not job:
+            continue
+        for cand in (Path(job), r.files["json"].parent.parent.parent / job, r.files["json"].parent / Path(job).name):
+            try:
+                if cand.is_file() and cand.stat().st_size < 256 * 1024:
+                    return {"text": cand.read_text("utf-8", "replace"), "source": str(job)}
+            except OSError:
+                continue
+        break
+    for r in runs:
+        if "json" in r.files:
+            return _job_from_fio(r.files["json"])
+    return None
+
+
+def _job_from_fio(path: Path) -> dict[str, str] | None:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None  # fio files with noise before the JSON: the loader handles those, the job text is optional
+    lines = []
+    if data.get("global options"):
+        lines += ["[global]", *[f"{k}={v}" for k, v in data["global options"].items()], ""]
+    seen = set()
+    for j in data.get("jobs", ()):
+        opts = tuple((j.get("job options") or {}).items())
+        key = (j.get("jobname"), opts)
+        if key in seen:
+            continue  # numjobs=N repeats the same section N times
+        seen.add(key)
+        lines += [f"[{j.get('jobname', 'job')}]", *[f"{k}={v}" for k, v in opts], ""]
+    return {"text": "\n".join(lines).strip() + "\n", "source": f"options recorded in {path.name} ({data.get('fio version', 'fio')})"} if lines else None
+
+
+def _raw_links(files, order, out_dir: Path) -> list[dict[str, Any]]:
+    names = [n for n in order if n in files] + sorted(n for n in files if n not in order)
+    out = []
+    for n in names:
+        runs = []
+        for r in files[n]:
+            status = (r.meta or {}).get("status") or ("ok" if "json" in r.files else "no result")
+            links = [{"label": p.name, "href": rel_href(p, out_dir)} for k, p in sorted(r.files.items(), key=lambda kv: ("json", "meta", "log").index(kv[0]))]
+            runs.append({"rep": r.rep, "status": status, "links": links,
+                         "error": (r.meta or {}).get("error"), "log_tail": r.log_tail,
+                         "mismatch": "; ".join(map(str, (r.meta or {}).get("mismatch") or []))})
+        out.append({"name": n, "runs": runs, "failed": sum(r["status"] != "ok" for r in runs)})
+    return out
+
+
+def rel_href(path: Path, out_dir: Path) -> str:
+    """Relative URL from the report to a file. Percent-encoding each segment means a name with
+    ':' (javascript:), '#', '?' or spaces can never turn into a scheme, fragment or query."""
+    rel = os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())
+    return "/".join(quote(part, safe="") for part in Path(rel).parts)
+
+
+def _uri(png: bytes) -> dict[str, Any]:
+    """An inline image with its CSS size (pixels / 1.5, see plots.DPI), so the page lays out
+    before decoding and shows text at its point size."""
+    w, h = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # PNG IHDR
+    return {"src": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
+            "width": round(w / 1.5), "height": round(h / 1.5)}
+
+
+def _fmt_err(e: float) -> str:
+    return "n/a" if e is None or not math.isfinite(e) else f"{e:.2f}%"
+
+
+def _fmt_ratio(s: dict[str, Any]) -> str:
+    ci = f"[{s['lo']:.2f}, {s['hi']:.2f}]" if math.isfinite(s["lo"]) else "(CI needs ≥ 2 runs each)"
+    return f"{s['ratio']:.2f}× {ci}"
+
+
+def _fmt_us(v: float) -> str:
+    if not math.isfinite(v):
+        return "–"
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+# ---------------------------------------------------------------- rendering
+
+def render(context: dict[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("perfsuite.report", "templates"),
+        autoescape=True,  # everything, whatever the template's extension
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails the build, not the reader
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    return env.get_template("index.html.j2").render(**context)
