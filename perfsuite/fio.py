@@ -137,7 +137,7 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
         opts = {**glob_opts, **opts} if isinstance(opts, dict) else glob_opts
         if opts_first is None:
             opts_first = opts
-        key = (job.get("jobname"), job.get("groupid"))
+        key = (_key(job.get("jobname")), _key(job.get("groupid")))
         nj = _int_opt(opts.get("numjobs"))
         entry = sections.setdefault(key, [0, 1])
         entry[0] += 1
@@ -172,6 +172,8 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
         if not runtime_ms > 0 and _is_num(jr) and jr > 0:
             runtime_ms = float(jr)
 
+    if not math.isfinite(total):
+        raise FioParseError(f"total iops overflows: {total}")
     opts = opts_first or {}
     lat = {k: (lat_sum[k] / lat_wsum[k] if lat_wsum[k] > 0 else math.nan) for k in lat_sum}
     version = doc.get("fio version")
@@ -276,11 +278,15 @@ def _is_int(v: Any) -> bool:
 
 def _int_opt(v: Any) -> int | None:
     # job options are strings in fio's JSON ("32"); a malformed one is just unknown
-    if type(v) is int:
+    if isinstance(v, str) and v.strip().isascii() and v.strip().isdigit():
+        v = int(v)
+    if type(v) is int and 0 <= v < 2**31:
         return v
-    if isinstance(v, str) and v.strip().isdigit():
-        return int(v)
     return None
+
+
+def _key(v: Any) -> Any:
+    return v if v is None or isinstance(v, (str, int, float)) else repr(v)
 
 
 def _str_opt(v: Any) -> str | None:
