@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from filelock import FileLock
 
-from perfsuite.guest import cpio, kernel as debian, modules as kmod
+from perfsuite.guest import cpio, image as image_mod, kernel as debian, modules as kmod
 from perfsuite.guest.image import (BUSYBOX, DEFAULT_FIO_MODE, FIO, FIO_MODES, GuestImage,
                                    ImageError, _fio_fingerprint, _sha256, bzimage_version,
                                    cache_key, cache_root, fio_libraries, initramfs_entries)
@@ -24,6 +24,14 @@ def _say(log, msg: str) -> None:
         log(msg)
 
 
+def _builder_hash() -> str:
+    """Hash of the code that lays out the image, so a changed builder means a new image."""
+    h = hashlib.sha256()
+    for mod in (cpio, kmod, image_mod):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()
+
+
 def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | None,
                cache: Path, fio_mode: str, log) -> tuple[dict, dict]:
     """(inputs that key the image, how to get the kernel). Cheap: no download, no build."""
@@ -34,6 +42,7 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
     inputs = {
         "wanted_modules": list(kmod.WANTED),
         "init": hashlib.sha256(INIT_SCRIPT.encode()).hexdigest(),
+        "builder": _builder_hash(),
         "busybox": _sha256(Path(BUSYBOX)),
         "fio": _fio_fingerprint(),
         "fio_mode": fio_mode,
@@ -115,11 +124,12 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
         # Each library at the path ldd printed, as a plain file (symlinks resolved).
         fio_files = [(FIO, Path(FIO).read_bytes())]
         fio_files += [(p, Path(os.path.realpath(p)).read_bytes()) for p in libs]
+    loader = next((os.path.realpath(p) for p in libs if "ld-linux" in p), "/lib64/ld-linux-x86-64.so.2")
+    fio_version = subprocess.run([FIO, "--version"], capture_output=True, text=True).stdout.strip()
     entries = initramfs_entries(Path(BUSYBOX).read_bytes(), module_files, fio_mode,
-                                fio_files, lib_dirs)
+                                fio_files, lib_dirs, loader, fio_version)
     (out / "initrd.img").write_bytes(cpio.archive(entries))
     (out / "vmlinuz").write_bytes(kdata)
-    fio_version = subprocess.run([FIO, "--version"], capture_output=True, text=True).stdout.strip()
     meta = {"key": key, "kernel_version": kversion, "kernel_source": source,
             "modules": [n for n, _ in chosen], "fio_mode": fio_mode, "fio_version": fio_version,
             "inputs": inputs}

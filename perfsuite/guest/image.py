@@ -9,6 +9,7 @@ dir renamed into place, so two runners never see half an image.
 from __future__ import annotations
 
 import hashlib
+import shlex
 import os
 import shutil
 import subprocess
@@ -115,14 +116,18 @@ def _fio_fingerprint() -> dict:
     return {"sha256": _sha256(Path(FIO)), "libs": libs}
 
 
-def perfsuite_conf(module_names: list[str], fio_mode: str, lib_dirs: list[str]) -> str:
+def perfsuite_conf(module_names: list[str], fio_mode: str, lib_dirs: list[str],
+                   loader: str = "/lib64/ld-linux-x86-64.so.2", fio_version: str = "") -> str:
     """/etc/perfsuite.conf: what /init needs to know about this image (pure)."""
-    lines = [f"MODULES='{' '.join(module_names)}'", f"FIO_MODE={fio_mode}"]
+    lines = [f"MODULES='{' '.join(module_names)}'", f"FIO_MODE={fio_mode}",
+             f"FIO_VERSION={shlex.quote(fio_version)}"]
     if fio_mode == "hostroot":
         # Run the host's fio through the host's loader, no chroot: W stays at /w.
-        libpath = ":".join("/host" + d for d in lib_dirs)
-        lines.append(f'run_fio() {{ /host/lib64/ld-linux-x86-64.so.2 --library-path {libpath} '
-                     f'/host{FIO} "$@"; }}')
+        # Host symlinks may be absolute (they would point into the guest's own root), so
+        # the loader and library dirs are given by their real paths.
+        libpath = ":".join("/host" + os.path.realpath(d) for d in lib_dirs)
+        lines.append(f'run_fio() {{ /host{loader} --library-path {libpath} '
+                     f'/host{os.path.realpath(FIO)} "$@"; }}')
     else:
         lines.append(f"export LD_LIBRARY_PATH={':'.join(lib_dirs)}")
         lines.append(f'run_fio() {{ {FIO} "$@"; }}')
@@ -130,14 +135,17 @@ def perfsuite_conf(module_names: list[str], fio_mode: str, lib_dirs: list[str]) 
 
 
 def initramfs_entries(busybox: bytes, module_files: list[tuple[str, bytes]], fio_mode: str,
-                      fio_files: list[tuple[str, bytes]], lib_dirs: list[str]) -> list[cpio.Entry]:
+                      fio_files: list[tuple[str, bytes]], lib_dirs: list[str],
+                      loader: str = "/lib64/ld-linux-x86-64.so.2",
+                      fio_version: str = "") -> list[cpio.Entry]:
     """Every file of the initramfs (pure: contents are passed in)."""
     entries = [
         cpio.directory("dev"), cpio.chardev("dev/console", 5, 1),
         cpio.regular("init", INIT_SCRIPT.encode(), executable=True),
         cpio.regular("bin/busybox", busybox, executable=True),
         cpio.regular("etc/perfsuite.conf",
-                     perfsuite_conf([n for n, _ in module_files], fio_mode, lib_dirs).encode()),
+                     perfsuite_conf([n for n, _ in module_files], fio_mode, lib_dirs,
+                                    loader, fio_version).encode()),
     ]
     entries += [cpio.regular(f"lib/modules/{name}.ko", data) for name, data in module_files]
     entries += [cpio.regular(path.lstrip("/"), data, executable=True) for path, data in fio_files]

@@ -16,7 +16,11 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 W=/w
 W_MOUNTED=0
 
-say() { echo "perfsuite-guest: $*"; }
+# Console lines carry the guest's uptime: where a slow boot spends its time shows in the log.
+say() {
+    up=$(cut -d' ' -f1 /proc/uptime 2>/dev/null)
+    echo "perfsuite-guest[${up:-?}]: $*"
+}
 
 finish() {
     sync
@@ -73,6 +77,7 @@ mount -t sysfs sysfs /sys || die "cannot mount /sys"
 mount -t devtmpfs devtmpfs /dev || die "cannot mount /dev"
 mkdir -p /dev/shm && mount -t tmpfs tmpfs /dev/shm
 
+say "init started"
 . /etc/perfsuite.conf || die "cannot read /etc/perfsuite.conf"
 for m in $MODULES; do
     insmod "/lib/modules/$m.ko" || die "insmod $m failed"
@@ -86,9 +91,10 @@ until mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 perfsuite "$W" 2
     usleep 100000
 done
 W_MOUNTED=1
+say "modules loaded, work dir mounted"
 
 if [ "$FIO_MODE" = hostroot ]; then
-    mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro perfsuite-host /host \
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro,cache=loose perfsuite-host /host \
         || die "cannot mount the host root (mount tag perfsuite-host)"
 fi
 
@@ -105,9 +111,15 @@ sched=$(sed -n 's/.*\[\(.*\)\].*/\1/p' "/sys/block/$DEV/queue/scheduler")
 queues=$(ls "/sys/block/$DEV/mq" 2>/dev/null | wc -l)
 online=$(cat /sys/devices/system/cpu/online)
 cpus=$(count_cpus "$online")
-fio_version=$(run_fio --version 2>&1) || die "fio does not run in the guest: $fio_version"
+# The image records the version of the fio it carries (or points at): starting fio just to
+# ask costs ~1 s under TCG (it links 60 libraries), so only ask when the image does not know.
+fio_version=$FIO_VERSION
+if [ -z "$fio_version" ]; then
+    fio_version=$(run_fio --version 2>&1) || die "fio does not run in the guest: $fio_version"
+fi
 put guest-info.json "{\"cpus_online\": $cpus, \"cpus_online_list\": \"$online\", \"queues\": $queues, \"kernel\": \"$(uname -r)\", \"fio_version\": \"$fio_version\", \"scheduler\": \"$sched\", \"device\": \"$DEVICE\", \"fio_mode\": \"$FIO_MODE\"}"
 
+say "guest-info written: cpus $cpus, queues $queues, scheduler $sched"
 export PERFSUITE_DEVICE="$DEVICE"
 cd /tmp
 for N in $REPETITIONS; do
