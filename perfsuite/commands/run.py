@@ -1,0 +1,127 @@
+"""`perfsuite run [MATRIX]`: boot QEMU guests over a matrix, run fio, keep every result.
+
+Validates the whole matrix first (one error, nothing launched), builds the guest image when
+missing, probes KVM (`--accel auto`), then runs configs x repetitions into RUNS_DIR and
+prints the analyzer's table. Exit status: 0 all repetitions ok, 1 some failed, 2 bad
+input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+
+DEFAULT_MATRIX = "jobs/matrix.toml"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("matrix", required=False, default=DEFAULT_MATRIX, metavar="[MATRIX]")
+@click.option("--runs-dir", default="runs", show_default=True, help="Where results go: RUNS_DIR/NAME/N.json.")
+@click.option("--repeat", default=5, show_default=True, type=click.IntRange(1), help="Repetitions per configuration.")
+@click.option("--runtime", type=click.IntRange(1), help="fio runtime in seconds (overrides matrix and job).")
+@click.option("--ramp", type=click.IntRange(0), help="fio ramp_time in seconds (overrides matrix and job).")
+@click.option("--only", multiple=True, metavar="GLOB", help="Only run names matching this pattern (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the QEMU command lines; launch nothing.")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True,
+              help="auto boots a probe guest under KVM and falls back to TCG.")
+@click.option("--timeout", type=click.FloatRange(1), help="Seconds allowed per repetition (default: from runtime+ramp, plus a boot margin).")
+@click.option("--retries", default=0, show_default=True, type=click.IntRange(0), help="Extra attempts for a failed repetition.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Skip repetitions already complete in RUNS_DIR (--no-resume runs and overwrites them).")
+@click.option("--fresh-guest", is_flag=True, help="Boot once per repetition instead of once per configuration.")
+@click.option("--qemu", help="QEMU binary (overrides the matrix).")
+@click.option("--label", help="Label for the QEMU build (first part of the run names).")
+@click.option("--kernel", type=click.Path(exists=True, dir_okay=False), help="Guest kernel (default: Debian's).")
+@click.option("--work-root", type=click.Path(file_okay=False), help="Where per-boot work dirs go (default: the temp dir).")
+@click.option("--keep-workdirs", is_flag=True, help="Keep each boot's work dir (debugging).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int | None,
+        only: tuple[str, ...], dry_run: bool, accel: str, timeout: float | None, retries: int,
+        resume: bool, fresh_guest: bool, qemu: str | None, label: str | None, kernel: str | None,
+        work_root: str | None, keep_workdirs: bool, quiet: bool) -> None:
+    """Run the configurations of MATRIX (default jobs/matrix.toml) x --repeat repetitions."""
+    from perfsuite.config import ConfigError, host_memory_mb, load_matrix, select, validate
+    from perfsuite.qemu.features import default_label, probe
+
+    overrides = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}
+    try:
+        configs = select(load_matrix(matrix, overrides, default_label), only)
+        validate(configs, probe=probe, host_mem_mb=host_memory_mb())
+    except ConfigError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+    if dry_run:
+        _dry_run(configs, accel, repeat)
+        return
+
+    from perfsuite.qemu.machine import install_signal_handlers, kill_all
+    from perfsuite.runner import RunOptions, Runner, RunnerError, run_matrix
+    from perfsuite.progress import Progress
+
+    install_signal_handlers()
+    opts = RunOptions(repeat=repeat, accel=accel, timeout=timeout, retries=retries, resume=resume,
+                      fresh_guest=fresh_guest, work_root=work_root, keep_workdir=keep_workdirs)
+    progress = Progress(total=len(configs) * repeat, quiet=quiet)
+    runner = Runner(options=opts, on_event=progress.event)
+    if kernel:
+        from perfsuite.guest import ensure_image
+        runner.image = ensure_image(kernel=kernel, log=lambda m: progress.event("note", text=str(m)))
+    try:
+        with progress:
+            outcomes = run_matrix(configs, runs_dir, runner)
+    except KeyboardInterrupt:
+        kill_all()
+        click.echo(f"interrupted: completed repetitions are kept in {runs_dir}/", err=True)
+        sys.exit(130)
+    except RunnerError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
+    for o in bad:
+        click.echo(f"{o.name} #{o.rep}: {o.status}: {o.error} (see {runs_dir}/{o.name}/{o.rep}.log)", err=True)
+    _print_table(runs_dir, [c.name for c in configs])
+    sys.exit(1 if bad else 0)
+
+
+def _dry_run(configs, accel: str, repeat: int) -> None:
+    from perfsuite.guest import guest_argv
+    from perfsuite.qemu import build_argv, probe
+    image = SimpleNamespace(kernel=Path("<guest-image>/vmlinuz"), initrd=Path("<guest-image>/initrd.img"),
+                            fio_mode="initramfs")
+    shown = "tcg" if accel != "kvm" else "kvm"
+    if accel == "auto":
+        click.echo("# accel auto: a KVM probe boot decides at run time; shown with tcg")
+    for c in configs:
+        w = Path("<workdir>")
+        argv = build_argv(c, guest_argv(image, w), w, accel=shown, vq_mapping=probe(c.qemu).vq_mapping)
+        click.echo(f"# {c.name}: {repeat} repetition(s), fio {c.fio_job} numjobs={c.numjobs} "
+                   f"iodepth={c.iodepth} runtime={c.runtime} ramp={c.ramp}")
+        click.echo(shlex.join(argv))
+
+
+def _print_table(runs_dir: str, names: list[str]) -> None:
+    """The analyzer's table for the names just run (skipped with a note if not available)."""
+    try:
+        from perfsuite.report.table import render
+        from perfsuite.results import load_runs
+        from perfsuite.summary import summarize
+    except ImportError as e:
+        click.echo(f"(summary table skipped: {e})", err=True)
+        return
+    try:
+        loaded = load_runs(runs_dir, names=names)
+        summary = summarize(loaded.frame, "iops", "range")
+        if summary.empty:
+            click.echo("(no successful run to summarize)", err=True)
+            return
+        click.echo(render(summary, "table", label="IOPS"), nl=False)
+    except Exception as e:  # noqa: BLE001 - the results are on disk; the table is a courtesy
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
+        click.echo(f"(summary table failed: {type(e).__name__}: {e})", err=True)

@@ -1,0 +1,203 @@
+"""One QEMU process and its QMP connection: start, check the device, pin, stop, kill.
+
+Every QEMU runs in its own session/process group, gets SIGKILL if perfsuite itself dies
+(PR_SET_PDEATHSIG), and is killed by an atexit hook and on SIGTERM/SIGHUP, so nothing
+outlives the command.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from perfsuite.qemu.argv import DEVICE_ID
+
+log = logging.getLogger(__name__)
+_LIVE: set["QemuProcess"] = set()
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort; atexit + signals still apply
+        pass
+
+
+class QemuError(RuntimeError):
+    pass
+
+
+class QemuProcess:
+    """A QEMU started paused (-S) with a QMP server socket; see `start`."""
+
+    def __init__(self, argv: Sequence[str], qmp_socket: str | os.PathLike,
+                 stderr_path: str | os.PathLike):
+        self.argv = list(argv)
+        self.qmp_socket = str(qmp_socket)
+        self.stderr_path = Path(stderr_path)
+        self.proc: subprocess.Popen | None = None
+        self.qmp: QEMUMonitorProtocol | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self, connect_timeout: float = 30.0) -> None:
+        try:
+            os.unlink(self.qmp_socket)  # a stale socket from an earlier boot
+        except FileNotFoundError:
+            pass
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=err,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=_pdeathsig)
+        _LIVE.add(self)
+        deadline = time.monotonic() + connect_timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise QemuError(f"QEMU exited with {self.proc.returncode} before QMP: "
+                                f"{self.stderr_text()[-600:].strip()}")
+            if os.path.exists(self.qmp_socket):
+                qmp = QEMUMonitorProtocol(self.qmp_socket)
+                try:
+                    qmp.connect(negotiate=True)
+                    qmp.settimeout(15.0)
+                    self.qmp = qmp
+                    return
+                except Exception as e:  # noqa: BLE001 - not listening yet
+                    last = e
+                    qmp.close()
+            time.sleep(0.02)
+        self.kill()
+        raise QemuError(f"no QMP connection within {connect_timeout:.0f} s ({last})")
+
+    def cmd(self, name: str, **args: Any) -> Any:
+        if self.qmp is None:
+            raise QemuError("QMP is not connected")
+        return self.qmp.cmd(name, **args)
+
+    def cont(self) -> None:
+        self.cmd("cont")
+
+    def poll(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def wait(self, timeout: float) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Ask QEMU to quit over QMP, wait, then kill the process group."""
+        if self.poll() is None and self.qmp is not None:
+            try:
+                self.qmp.cmd("quit")
+            except Exception:  # noqa: BLE001 - already going away
+                pass
+        rc = self.wait(timeout) if self.poll() is None else self.poll()
+        if rc is None:
+            self.kill()
+        self._close_qmp()
+        _LIVE.discard(self)
+        return self.poll()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group; reap the process."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:  # pragma: no cover - D state
+                log.warning("QEMU pid %s did not die after SIGKILL", self.proc.pid)
+        self._close_qmp()
+        _LIVE.discard(self)
+
+    def _close_qmp(self) -> None:
+        if self.qmp is not None:
+            try:
+                self.qmp.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self.qmp = None
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    # -- inspection ------------------------------------------------------------------
+    def device_props(self) -> dict[str, Any]:
+        """What QEMU really built: num-queues, queue-size, iothread of the benchmark disk."""
+        base = f"/machine/peripheral/{DEVICE_ID}"
+        out: dict[str, Any] = {}
+        for prop in ("num-queues", "queue-size"):
+            out[prop] = self.cmd("qom-get", path=f"{base}/virtio-backend", property=prop)
+        try:
+            link = self.cmd("qom-get", path=base, property="iothread")
+        except Exception:  # noqa: BLE001 - iothread-vq-mapping devices have no single link
+            link = None
+        out["iothread"] = (link.rsplit("/", 1)[-1] or None) if link else None
+        return out
+
+    def thread_ids(self) -> dict[str, list[int]]:
+        vcpus = sorted(self.cmd("query-cpus-fast"), key=lambda c: c["cpu-index"])
+        iothreads = sorted(self.cmd("query-iothreads"), key=lambda t: t["id"])
+        return {"vcpus": [c["thread-id"] for c in vcpus],
+                "iothreads": [t["thread-id"] for t in iothreads]}
+
+    def pin(self, cpus: Sequence[int] | None = None) -> dict[str, list[int]]:
+        """Pin vCPU i to host CPU cpus[i % n], IOThreads to the CPUs after the vCPUs."""
+        cpus = sorted(cpus or os.sched_getaffinity(0))
+        tids = self.thread_ids()
+        plan = pin_plan(len(tids["vcpus"]), len(tids["iothreads"]), cpus)
+        for tid, cpu in zip(tids["vcpus"] + tids["iothreads"], plan["vcpus"] + plan["iothreads"]):
+            os.sched_setaffinity(tid, {cpu})
+        return plan
+
+
+def pin_plan(n_vcpus: int, n_iothreads: int, cpus: Sequence[int]) -> dict[str, list[int]]:
+    """Round-robin host CPUs: vCPUs first, then IOThreads (pure)."""
+    cpus = list(cpus)
+    seq = [cpus[i % len(cpus)] for i in range(n_vcpus + n_iothreads)]
+    return {"vcpus": seq[:n_vcpus], "iothreads": seq[n_vcpus:]}
+
+
+def kill_all() -> None:
+    for q in list(_LIVE):
+        q.kill()
+
+
+def live_processes() -> list[QemuProcess]:
+    return list(_LIVE)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM/SIGHUP unwind like Ctrl-C (finally blocks stop guests); call from the CLI."""
+    def _handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, _handler)
+        except (ValueError, OSError):  # not the main thread
+            pass
+
+
+atexit.register(kill_all)

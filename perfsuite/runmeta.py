@@ -1,0 +1,102 @@
+"""The `N.meta.json` of a repetition (CONTRACTS.md section 2): pure builders + cached host facts."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from typing import Any
+
+from perfsuite.config import Config
+
+SCHEMA = 1
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def mismatches(c: Config, guest: dict | None, device: dict | None) -> list[str]:
+    """Human-readable differences between what was asked and what QEMU/the guest built (pure).
+
+    Linux gives a virtio-blk disk at most one queue per possible CPU, so the guest is
+    expected to see min(num_queues, smp) queues.
+    """
+    out: list[str] = []
+    device = device or {}
+    if "num-queues" in device and device["num-queues"] != c.num_queues:
+        out.append(f"device num-queues: asked {c.num_queues}, QEMU built {device['num-queues']}")
+    if "queue-size" in device and device["queue-size"] != c.queue_size:
+        out.append(f"device queue-size: asked {c.queue_size}, QEMU built {device['queue-size']}")
+    if device and c.dataplane and c.iothreads == 1 and device.get("iothread") != "io0":
+        out.append(f"iothread: asked io0, device has {device.get('iothread')}")
+    if device and not c.dataplane and device.get("iothread"):
+        out.append(f"iothread: asked none, device has {device.get('iothread')}")
+    if guest is None:
+        return out + ["guest info: the guest did not report what it saw"]
+    want_q = min(c.num_queues, c.smp)
+    if guest.get("queues") != want_q:
+        out.append(f"queues: asked {want_q}, guest saw {guest.get('queues')}")
+    if guest.get("cpus_online") != c.smp:
+        out.append(f"cpus: asked {c.smp}, guest saw {guest.get('cpus_online')}")
+    if guest.get("scheduler") not in (None, "none"):
+        out.append(f"scheduler: asked none, guest has {guest.get('scheduler')}")
+    return out
+
+
+def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
+               accel_note: str | None, versions: dict, host: dict, guest: dict | None,
+               device: dict | None, started: str, finished: str, status: str,
+               error: str | None, attempt: int = 1, pinned: dict | None = None) -> dict[str, Any]:
+    g = guest or {}
+    return {
+        "schema": SCHEMA, "name": c.name, "rep": rep, "boot": boot, "attempt": attempt,
+        "config": c.to_meta(),
+        "qemu_argv": list(argv),
+        "accel": accel, "accel_note": accel_note,
+        "versions": versions, "host": host,
+        "guest": {k: g.get(k) for k in ("cpus_online", "queues", "kernel", "fio_version",
+                                        "scheduler")},
+        "device": device or {}, "pinned": pinned,
+        "mismatch": mismatches(c, guest, device) if status == "ok" else [],
+        "started": started, "finished": finished,
+        "status": status, "error": error,
+        "synthetic": False, "true_iops": None,
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def host_info() -> dict[str, Any]:
+    import os
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"hostname": socket.gethostname(), "cpu_model": model or platform.processor(),
+            "cpus": os.cpu_count(), "kernel": platform.release()}
+
+
+@functools.lru_cache(maxsize=None)
+def host_fio_version() -> str | None:
+    try:
+        out = subprocess.run(["fio", "--version"], capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def versions(qemu: str) -> dict[str, Any]:
+    from perfsuite.qemu.features import QemuNotRunnable, probe
+    try:
+        info = probe(qemu)
+        qv, pkg = info.version, info.package
+    except QemuNotRunnable:
+        qv, pkg = None, None
+    return {"qemu": qv, "qemu_package": pkg, "host_fio": host_fio_version()}
