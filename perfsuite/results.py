@@ -51,6 +51,7 @@ META_PATHS = {
 }
 FIO_COLUMNS = tuple(f for f in FIELDS if f != "error")
 COLUMNS = ("name", "rep", "path", *FIO_COLUMNS, *CONFIG_KEYS, *META_PATHS)
+_ALWAYS = frozenset(("name", "rep", "path", *FIO_COLUMNS))
 
 
 class ResultsError(Exception):
@@ -84,9 +85,11 @@ def load_runs(
     rows: list[dict[str, Any]] = []
     warnings: list[str] = []
     failed: dict[str, int] = {}
+    with_meta = False
     for name in sorted(groups):
-        files, orphan_metas = groups[name]
-        for path in files:
+        d, results, metas = groups[name]
+        for fname in results:
+            path = os.path.join(d, fname)
             try:
                 rec = parse_file(path)
             except FioParseError as exc:
@@ -98,75 +101,81 @@ def load_runs(
             if rec["error"]:
                 failed[name] = failed.get(name, 0) + 1
                 continue
-            meta, problem = _read_meta(_meta_path(path))
-            if problem:
-                if strict:
-                    raise ResultsError(problem)
-                warnings.append(problem)
             del rec["error"]
+            rep = fname[:-5]
             rec["name"] = name
-            rec["rep"] = path.name[:-5]
-            rec["path"] = str(path)
-            if meta:
-                rec.update(flatten_meta(meta))
+            rec["rep"] = rep
+            rec["path"] = path
+            if rep in metas:  # known from the directory listing: no failed open() per run
+                meta, problem = _read_meta(os.path.join(d, rep + ".meta.json"))
+                if problem:
+                    if strict:
+                        raise ResultsError(problem)
+                    warnings.append(problem)
+                if meta:
+                    rec.update(flatten_meta(meta))
+                    with_meta = True
             rows.append(rec)
-        for meta_path in orphan_metas:
-            meta, _ = _read_meta(meta_path)
+        have = {f[:-5] for f in results}
+        for rep in sorted(metas - have, key=_natural):
+            meta, _ = _read_meta(os.path.join(d, rep + ".meta.json"))
             if meta and meta.get("status") not in (None, "ok"):
                 warnings.append(
-                    f"{name}: repetition {meta_path.name[:-10]} {meta.get('status')} "
+                    f"{name}: repetition {rep} {meta.get('status')} "
                     f"without a result ({_short(meta.get('error'))}); see its .log"
                 )
     for name, count in sorted(failed.items()):
         warnings.append(f"{name}: excluded {count} run(s) where fio reported an error (error != 0)")
     if not rows:
-        raise ResultsError(f"no usable fio results in {str(root)!r}" + (f" ({len(warnings)} problem(s): {warnings[0]})" if warnings else ""))
-    return LoadResult(frame=_to_frame(rows), warnings=warnings)
+        detail = f" ({len(warnings)} problem(s): {warnings[0]})" if warnings else ""
+        raise ResultsError(f"no usable fio results in {str(root)!r}{detail}")
+    return LoadResult(frame=_to_frame(rows, with_meta), warnings=warnings)
 
 
-def _find_runs(root: Path) -> dict[str, tuple[list[Path], list[Path]]]:
-    """NAME -> (result files sorted naturally, meta files without a result)."""
-    out: dict[str, tuple[list[Path], list[Path]]] = {}
+# A run directory as listed once: (path, result file names in natural order, meta stems).
+RunDir = tuple[str, list[str], set[str]]
+
+
+def _find_runs(root: Path) -> dict[str, RunDir]:
+    """NAME -> its RunDir, for every subdirectory holding results or meta files."""
+    out: dict[str, RunDir] = {}
     with os.scandir(root) as it:
-        subdirs = sorted(e.path for e in it if e.is_dir() and not e.name.startswith("."))
-    for d in subdirs:
-        found = _scan_dir(Path(d))
-        if found[0] or found[1]:
-            out[Path(d).name] = found
-    if not any(files for files, _ in out.values()):
+        subdirs = [(e.name, e.path) for e in it if e.is_dir() and not e.name.startswith(".")]
+    for name, d in subdirs:
+        found = _scan_dir(d)
+        if found[1] or found[2]:
+            out[name] = found
+    if not any(results for _, results, _ in out.values()):
         # `analyze runs/NAME/` pointed at one run directory: its name is the row name.
-        found = _scan_dir(root)
-        if found[0]:
+        found = _scan_dir(str(root))
+        if found[1]:
             out = {root.resolve().name: found}
     return out
 
 
-def _scan_dir(d: Path) -> tuple[list[Path], list[Path]]:
-    results, metas = [], []
+def _scan_dir(d: str) -> RunDir:
+    results, metas = [], set()
     with os.scandir(d) as it:
         for e in it:
             n = e.name
             # dot files are atomic-write temporaries (perfsuite.fsutil) or editor droppings
             if n.startswith(".") or not n.endswith(".json") or not e.is_file():
                 continue
-            (metas if n.endswith(".meta.json") else results).append(Path(e.path))
-    have = {p.name[:-5] for p in results}
-    orphans = [m for m in metas if m.name[:-10] not in have]
-    return sorted(results, key=_natural), sorted(orphans, key=_natural)
+            if n.endswith(".meta.json"):
+                metas.add(n[:-10])
+            else:
+                results.append(n)
+    return d, sorted(results, key=_natural), metas
 
 
-def _natural(p: Path) -> tuple:
+def _natural(fname: str) -> tuple:
     # 2.json before 10.json
-    stem = p.name.split(".")[0]
+    stem = fname.split(".")[0]
     digits = "".join(c for c in stem if c.isdigit())
-    return (int(digits) if digits else math.inf, p.name)
+    return (int(digits) if digits else math.inf, fname)
 
 
-def _meta_path(result: Path) -> Path:
-    return result.with_name(result.name[:-5] + ".meta.json")
-
-
-def _read_meta(path: Path) -> tuple[dict | None, str | None]:
+def _read_meta(path: str) -> tuple[dict | None, str | None]:
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -213,12 +222,12 @@ def _short(v: Any) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
-def _to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _to_frame(rows: list[dict[str, Any]], with_meta: bool) -> pd.DataFrame:
     # pandas is imported here, not at module level: a missing directory is reported
     # without paying for it. Column-wise construction: faster than a list of dicts.
     import pandas as pd
 
-    cols = {c: [r.get(c) for r in rows] for c in COLUMNS}
+    cols = {c: ([r.get(c) for r in rows] if with_meta or c in _ALWAYS else [None] * len(rows)) for c in COLUMNS}
     frame = pd.DataFrame(cols)
     for c in FIO_COLUMNS:
         if c in ("numjobs", "iodepth"):

@@ -177,3 +177,29 @@ def test_client_server_output_skips_the_all_clients_sum():
     total = {**jobs[0], "jobname": "All clients"}
     doc["client_stats"] = [*jobs, total]
     assert parse_bytes(json.dumps(doc).encode())["iops"] == pytest.approx(sum(j["read"]["iops"] for j in jobs))
+
+
+def _drop_bins(o):
+    if isinstance(o, dict):
+        return {k: _drop_bins(v) for k, v in o.items() if k != "bins"}
+    if isinstance(o, list):
+        return [_drop_bins(v) for v in o]
+    return o
+
+
+@pytest.mark.parametrize("path", [p for p in ALL if "jsonplus" in p.name], ids=lambda p: p.name)
+def test_json_plus_bins_are_skipped_without_changing_anything_else(path):
+    from perfsuite.fio import _without_bins, load_json
+
+    data = path.read_bytes()
+    stripped = _without_bins(data)
+    assert b'"bins"' in data and b'"bins"' not in stripped and len(stripped) < len(data) / 1.5
+    assert load_json(data) == _drop_bins(raw(path.name))
+
+
+def test_odd_bins_are_parsed_whole():
+    from perfsuite.fio import _without_bins
+
+    data = b'{"jobs": [{"read": {"iops": 1, "clat_ns": {"mean": 1, "bins": {"1": "}"}}}}]}'
+    assert _without_bins(data) == data
+    assert parse_bytes(data)["iops"] == 1

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Benchmark of the analyzer: parse + aggregate speed, and start-up time of ./analyze.py.
+
+    .venv/bin/python benchmarks/bench_parse.py [--files 10000] [--repeat 5] [--out benchmarks/RESULTS-analyzer.md]
+
+1. Builds a runs/ tree of N real-sized fio json+ files (default 10,000 in 500 names x 20
+   repetitions) in a temporary directory, by copying a real fio-3.33 json+ output
+   (tests/data/fio/fio3-libaio-randrw-1job-jsonplus.json, ~20 KB, latency percentiles and
+   bins) with its numbers varied per file.
+2. Times, side by side in the same process and alternating, pinned to one CPU:
+   - perfsuite: results.load_runs + summary.summarize (what `./analyze.py runs/` does);
+   - naive: json.load per file, sum the iops, a list of dicts -> DataFrame -> groupby.
+   Reports files/s (median of --repeat rounds) and the ratio. The page cache is warm for
+   both (a first untimed round reads every file once).
+3. Start-up: `-X importtime` of `./analyze.py --help` and of `./analyze.py <small tree>`,
+   and the median wall time of each over several runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+TEMPLATE = REPO / "tests" / "data" / "fio" / "fio3-libaio-randrw-1job-jsonplus.json"
+SMALL = ["fio3-randread-null.json", "fio3-randread-null-jsonplus.json", "fio3-numjobs3.json",
+         "fio3-group-reporting.json", "fio3-psync-note-diskutil.json", "fio3-randrw-jsonplus.json"]
+
+# numbers that vary from run to run in real results
+VARY = ("iops", "bw", "bw_bytes", "io_bytes", "io_kbytes", "total_ios", "mean", "stddev", "min", "max",
+        "runtime", "iops_mean", "bw_mean", "read_ios", "write_ios", "util")
+
+
+def vary(obj, rng: random.Random):
+    """Scale the varying numbers of a fio document by a per-file factor, keeping types."""
+    f = rng.uniform(0.85, 1.15)
+
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if isinstance(v, (dict, list)):
+                    walk(v)
+                elif k in VARY and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    o[k] = type(v)(v * f) if isinstance(v, int) else round(v * f, 6)
+                elif k.replace(".", "").isdigit() and isinstance(v, int):  # percentiles, bins
+                    o[k] = int(v * f)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(obj)
+    return obj
+
+
+def make_tree(root: Path, files: int, per_name: int = 20) -> int:
+    template = json.loads(TEMPLATE.read_text())
+    rng = random.Random(42)
+    total = 0
+    for i in range(files):
+        name, rep = f"v4-smp-{1 + (i // per_name) % 8}-cfg-{i // per_name:04d}", i % per_name + 1
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        # fio's own layout: two-space indent, "key" : value
+        text = json.dumps(vary(json.loads(json.dumps(template)), rng), indent=2, separators=(",", " : "))
+        (d / f"{rep}.json").write_text(text + "\n")
+        total += len(text) + 1
+    return total
+
+
+def perfsuite_pipeline(root: Path):
+    from perfsuite.results import load_runs
+    from perfsuite.summary import summarize
+
+    res = load_runs(root)
+    return summarize(res.frame, "iops", "range")
+
+
+def naive_pipeline(root: Path):
+    import pandas as pd
+
+    rows = []
+    for d in sorted(root.iterdir()):
+        for f in sorted(d.glob("*.json")):
+            if f.name.endswith(".meta.json"):
+                continue
+            with open(f) as fh:
+                doc = json.load(fh)
+            iops = sum(j[k]["iops"] for j in doc["jobs"] for k in ("read", "write", "trim"))
+            rows.append({"name": d.name, "rep": f.stem, "iops": iops})
+    df = pd.DataFrame(rows)
+    g = df.groupby("name")["iops"]
+    out = g.agg(["mean", "min", "max", "count"])
+    out["error_pct"] = (out["max"] - out["min"]) / 2 / out["mean"] * 100
+    return out
+
+
+def time_it(fn, root: Path) -> float:
+    t = time.perf_counter()
+    fn(root)
+    return time.perf_counter() - t
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def wall(cmd: list[str], runs: int) -> float:
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def importtime(cmd: list[str]) -> tuple[float, list[tuple[str, float]]]:
+    """Total import time (sum of top-level cumulative) and the heaviest top-level imports, ms."""
+    p = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], capture_output=True, text=True, check=True)
+    top = []
+    for line in p.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line or "cumulative" in line:
+            continue
+        _, cum, name = line[len("import time:"):].split("|")
+        if not name.startswith("  "):  # top level (not nested) import
+            top.append((name.strip(), int(cum) / 1000))
+    return sum(c for _, c in top), sorted(top, key=lambda x: -x[1])[:5]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "RESULTS-analyzer.md"))
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the goal says
+
+    tmp = Path(tempfile.mkdtemp(prefix="perfsuite-bench-"))
+    try:
+        root = tmp / "runs"
+        size = make_tree(root, args.files)
+        print(f"tree: {args.files} files, {size / args.files / 1024:.1f} KiB each on average", file=sys.stderr)
+        ours_out, naive_out = perfsuite_pipeline(root), naive_pipeline(root)  # warm cache + imports
+        assert len(ours_out) == len(naive_out)
+        assert abs(ours_out["mean"].to_numpy() - naive_out["mean"].to_numpy()).max() < 1e-6 * ours_out["mean"].max()
+        ours, naive = [], []
+        for _ in range(args.repeat):
+            ours.append(time_it(perfsuite_pipeline, root))
+            naive.append(time_it(naive_pipeline, root))
+        t_ours, t_naive = statistics.median(ours), statistics.median(naive)
+
+        small = tmp / "small"
+        for i, name in enumerate(["v4-smp-4-dataplane", "v4-smp-4-no-dataplane", "v4-smp-1-dataplane"]):
+            (small / name).mkdir(parents=True)
+            for rep in range(3):
+                shutil.copy(REPO / "tests" / "data" / "fio" / SMALL[(i + rep) % len(SMALL)], small / name / f"{rep + 1}.json")
+        py, shim = sys.executable, str(REPO / "analyze.py")
+        wall_help = wall([py, shim, "--help"], 7)
+        wall_small = wall([py, shim, str(small)], 7)
+        imp_help, top_help = importtime([py, shim, "--help"])
+        imp_small, top_small = importtime([py, shim, str(small)])
+        table = subprocess.run([py, shim, str(small)], capture_output=True, text=True).stdout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    import orjson
+    import pandas
+
+    fmt = lambda top: ", ".join(f"{n} {ms:.0f}" for n, ms in top)  # noqa: E731
+    lines = [
+        "# Analyzer benchmark (benchmarks/bench_parse.py)",
+        "",
+        f"Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}; Python {platform.python_version()}, "
+        f"pandas {pandas.__version__}, orjson {orjson.__version__}; {platform.system()} {platform.release()}. "
+        "Pinned to one CPU.",
+        "",
+        f"## Parse + aggregate {args.files:,} fio json+ files (~{size / args.files / 1024:.0f} KiB each, "
+        f"{args.files // 20} names x 20 runs), median of {args.repeat} rounds, warm page cache",
+        "",
+        "| pipeline | seconds | files/s |",
+        "|---|---:|---:|",
+        f"| perfsuite: `load_runs` + `summarize` (orjson, full record per run) | {t_ours:.2f} | {args.files / t_ours:,.0f} |",
+        f"| naive: `json.load` + list of dicts + `DataFrame.groupby` (iops only) | {t_naive:.2f} | {args.files / t_naive:,.0f} |",
+        "",
+        f"Ratio: perfsuite is **{t_naive / t_ours:.1f}x** the naive loop's speed "
+        f"(goal: >= 5,000 files/s on one core: {'met' if args.files / t_ours >= 5000 else 'NOT met'}).",
+        f"All rounds, seconds: perfsuite {', '.join(f'{t:.2f}' for t in ours)}; naive {', '.join(f'{t:.2f}' for t in naive)}.",
+        "",
+        "## Start-up (median wall time of 7 runs; import time from `python -X importtime`)",
+        "",
+        "| command | wall ms | imports ms | heaviest top-level imports (ms) |",
+        "|---|---:|---:|---|",
+        f"| `./analyze.py --help` | {wall_help * 1000:.0f} | {imp_help:.0f} | {fmt(top_help)} |",
+        f"| `./analyze.py small/` (3 names x 3 runs) | {wall_small * 1000:.0f} | {imp_small:.0f} | {fmt(top_small)} |",
+        "",
+        "matplotlib, scipy and jinja2 are not imported on either path (scipy only for `--error ci95`).",
+        "",
+        "Output of the small tree:",
+        "",
+        "```",
+        table.rstrip(),
+        "```",
+        "",
+    ]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
