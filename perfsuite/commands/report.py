@@ -8,12 +8,16 @@ Everything between is perfsuite.report.html (context) and perfsuite.report.plots
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import click
+
+LOG_TAIL_LINES = 40
 
 
 class BadInput(Exception):
@@ -84,19 +88,113 @@ def _build(runs_dirs: list[Path], out: Path, baseline: str | None, candidate: st
 
     comparison = history = None
     if baseline is not None:
-        comparison = _comparison(Path(baseline), Path(candidate))
+        comparison = _comparison(baseline, candidate, warnings)
     if history_db is not None:
         history = _history(Path(history_db))
     findings = _findings(frame) if check else []
 
+    files = scan_files(runs_dirs)
     ctx = html.build_context(
-        frame, html.scan_files(runs_dirs), out, sources=[str(d) for d in runs_dirs],
+        frame, files, out, sources=[str(d) for d in runs_dirs], jobs={n: job_text(r) for n, r in files.items()},
         load_warnings=warnings, findings=findings, comparison=comparison, history=history,
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
     atomic_write_text(path, html.render(ctx))
     return path, ctx
+
+
+# ---------------------------------------------------------------- reading the runs trees
+
+def scan_files(runs_dirs: list[Path]) -> dict[str, list]:
+    """Display name -> repetitions (html.RunFiles) with their files, meta and failed runs' log tails."""
+    import orjson
+
+    from perfsuite.report.html import RunFiles, display_name, source_labels
+
+    out: dict[str, list[RunFiles]] = {}
+    for source, d in zip(source_labels(runs_dirs), runs_dirs):
+        for sub in sorted(p for p in Path(d).iterdir() if p.is_dir()):
+            reps: dict[str, RunFiles] = {}
+            for f in sorted(sub.iterdir()):
+                kind, rep = _classify(f.name)
+                if kind:
+                    reps.setdefault(rep, RunFiles(rep)).files[kind] = f
+            for run in reps.values():
+                if "meta" in run.files:
+                    try:
+                        run.meta = orjson.loads(run.files["meta"].read_bytes())
+                    except (OSError, orjson.JSONDecodeError):
+                        run.meta = None  # the loader already warns about unreadable meta
+                failed = "json" not in run.files or (run.meta or {}).get("status", "ok") != "ok"
+                if failed and "log" in run.files:
+                    run.log_tail = _tail(run.files["log"], LOG_TAIL_LINES)
+            if reps:
+                out[display_name(source, sub.name, len(runs_dirs))] = sorted(reps.values(), key=lambda r: _natural(r.rep))
+    return out
+
+
+def _classify(fname: str) -> tuple[str | None, str]:
+    if fname.endswith(".meta.json"):
+        return "meta", fname[:-10]
+    if fname.endswith(".json"):
+        return "json", fname[:-5]
+    if fname.endswith(".log"):
+        return "log", fname[:-4]
+    return None, ""
+
+
+def _natural(s: str) -> tuple:
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        data = path.read_bytes()[-64 * 1024:]  # a guest console can be huge; the end says why it died
+    except OSError as exc:
+        return f"(unreadable: {exc.strerror})"
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def job_text(runs: list) -> dict[str, str] | None:
+    """The fio job: the job file the run names, if it is still there, else rebuilt from fio's JSON."""
+    meta = next((r.meta for r in runs if r.meta), None)
+    job = (meta or {}).get("config", {}).get("fio_job")
+    for r in runs:
+        if "json" not in r.files or not job:
+            continue
+        for cand in (Path(job), r.files["json"].parent.parent.parent / job, r.files["json"].parent / Path(job).name):
+            try:
+                if cand.is_file() and cand.stat().st_size < 256 * 1024:
+                    return {"text": cand.read_text("utf-8", "replace"), "source": str(job)}
+            except OSError:
+                continue
+        break
+    for r in runs:
+        if "json" in r.files:
+            return _job_from_fio(r.files["json"])
+    return None
+
+
+def _job_from_fio(path: Path) -> dict[str, str] | None:
+    from perfsuite.fio import FioParseError, load_json
+
+    try:
+        data = load_json(path.read_bytes())
+    except (OSError, FioParseError, ValueError):
+        return None  # fio files with noise before the JSON: the loader handles those, the job text is optional
+    lines = []
+    if data.get("global options"):
+        lines += ["[global]", *[f"{k}={v}" for k, v in data["global options"].items()], ""]
+    seen = set()
+    for j in data.get("jobs", ()):
+        opts = tuple((j.get("job options") or {}).items())
+        key = (j.get("jobname"), opts)
+        if key in seen:
+            continue  # numjobs=N repeats the same section N times
+        seen.add(key)
+        lines += [f"[{j.get('jobname', 'job')}]", *[f"{k}={v}" for k, v in opts], ""]
+    return {"text": "\n".join(lines).strip() + "\n", "source": f"options recorded in {path.name} ({data.get('fio version', 'fio')})"} if lines else None
 
 
 # ---------------------------------------------------------------- adapters
@@ -112,8 +210,41 @@ def _findings(frame) -> list:
     return list(check_runs(frame) or ())
 
 
-def _comparison(baseline: Path, candidate: Path) -> dict:
-    raise BadInput("the compare section needs perfsuite.compare, which is not installed yet")
+def _comparison(baseline: str, candidate: str, warnings: list[str]) -> dict:
+    from perfsuite.compare import CompareError, compare
+    from perfsuite.results import ResultsError, load_runs
+
+    frames = []
+    for side, d in (("baseline", baseline), ("candidate", candidate)):
+        try:
+            loaded = load_runs(d)
+        except ResultsError as exc:
+            raise BadInput(f"{side}: {exc}") from None
+        warnings += [f"{side}: {w}" for w in loaded.warnings]
+        frames.append(loaded.frame)
+    try:
+        c = compare(*frames)
+    except CompareError as exc:
+        raise BadInput(f"compare: {exc}") from None
+    warnings += [f"compare: {w}" for w in c.warnings]
+    return comparison_context(c, baseline, candidate)
+
+
+def comparison_context(c, baseline: str, candidate: str) -> dict:
+    """perfsuite.compare.Comparison -> the rows the compare section and its plot show."""
+    p = c.params
+    rows = []
+    for r in c.rows.itertuples(index=False):
+        lo, hi = float(r.ci_low), float(r.ci_high)
+        ci = f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) and math.isfinite(hi) else "[unbounded]"
+        rows.append({"label": str(r.config), "ratio": float(r.ratio), "lo": lo, "hi": hi, "verdict": str(r.verdict),
+                     "verdict_class": str(r.verdict).replace(" ", "-"),
+                     "base_txt": f"{r.mean_base:,.0f} (n={int(r.n_base)})", "cand_txt": f"{r.mean_cand:,.0f} (n={int(r.n_cand)})",
+                     "ratio_txt": f"{r.ratio:.3f} {ci}"})
+    method = (f"Metric {p.get('metric', 'iops')}; {p.get('test', 'welch')} test, {p.get('correction', 'holm')} correction, "
+              f"alpha {p.get('alpha', 0.05)}, threshold {100 * p.get('threshold', 0.05):g}%; ratio CI: Fieller 95%.")
+    return {"baseline": baseline, "candidate": candidate, "rows": rows, "method": method,
+            "unmatched": [f"{n} (baseline only)" for n in c.only_baseline] + [f"{n} (candidate only)" for n in c.only_candidate]}
 
 
 def _history(db: Path) -> dict:

@@ -1,7 +1,7 @@
 """HTML report: results frame (+ optional comparison, history, findings) -> one static page.
 
 Three steps, so each can be tested alone:
-  scan_files(runs_dirs)            the only file reading: meta.json, guest logs, job files
+  perfsuite.commands.report        the file reading: results, meta.json, guest logs, job files
   build_context(frame, files, ...) pure: numbers, strings and PNG bytes for the template
   render(context)                  jinja2 with autoescape ON for every template
 
@@ -24,9 +24,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import orjson
-
-LOG_TAIL_LINES = 40
 _DP_RE = re.compile(r"-(no-)?dataplane(?=-|$)")
 _MQ_RE = re.compile(r"-no-mq(?=-|$)")
 
@@ -37,31 +34,7 @@ class RunFiles:
     rep: str
     files: dict[str, Path] = field(default_factory=dict)
     meta: dict[str, Any] | None = None
-    log_tail: str | None = None
-
-
-def scan_files(runs_dirs: list[Path]) -> dict[str, list[RunFiles]]:
-    """Display name -> repetitions with their files. Reads meta.json and failed runs' log tails."""
-    out: dict[str, list[RunFiles]] = {}
-    for source, d in zip(source_labels(runs_dirs), runs_dirs):
-        for sub in sorted(p for p in Path(d).iterdir() if p.is_dir()):
-            reps: dict[str, RunFiles] = {}
-            for f in sorted(sub.iterdir()):
-                kind, rep = _classify(f.name)
-                if kind:
-                    reps.setdefault(rep, RunFiles(rep)).files[kind] = f
-            for run in reps.values():
-                if "meta" in run.files:
-                    try:
-                        run.meta = orjson.loads(run.files["meta"].read_bytes())
-                    except (OSError, orjson.JSONDecodeError):
-                        run.meta = None  # the loader already warns about unreadable meta
-                failed = "json" not in run.files or (run.meta or {}).get("status", "ok") != "ok"
-                if failed and "log" in run.files:
-                    run.log_tail = _tail(run.files["log"], LOG_TAIL_LINES)
-            if reps:
-                out[display_name(source, sub.name, len(runs_dirs))] = sorted(reps.values(), key=lambda r: _natural(r.rep))
-    return out
+    log_tail: str | None = None  # end of the guest console, read for failed runs only
 
 
 def source_labels(runs_dirs: list[Path]) -> list[str]:
@@ -73,28 +46,6 @@ def source_labels(runs_dirs: list[Path]) -> list[str]:
 def display_name(source: str, name: str, n_sources: int) -> str:
     # With several runs dirs the same config name can appear twice; the prefix keeps rows apart.
     return name if n_sources == 1 else f"{source}/{name}"
-
-
-def _classify(fname: str) -> tuple[str | None, str]:
-    if fname.endswith(".meta.json"):
-        return "meta", fname[:-10]
-    if fname.endswith(".json"):
-        return "json", fname[:-5]
-    if fname.endswith(".log"):
-        return "log", fname[:-4]
-    return None, ""
-
-
-def _natural(s: str) -> tuple:
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        data = path.read_bytes()[-64 * 1024:]  # a guest console can be huge; the end says why it died
-    except OSError as exc:
-        return f"(unreadable: {exc.strerror})"
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 # ---------------------------------------------------------------- configuration axes
@@ -128,10 +79,17 @@ def _variant_rank(dp: bool | None, mq: bool | None) -> int:
 
 # ---------------------------------------------------------------- statistics for the figures
 
+def _t(level: float, dof: float) -> float:
+    # scipy.special, not scipy.stats: the same quantile for a third of the import time,
+    # and imports are most of a report's build time.
+    from scipy.special import stdtrit
+
+    return float(stdtrit(dof, 0.5 + level / 2))
+
+
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval; the interval is NaN with fewer than two values."""
     import numpy as np
-    from scipy import stats as sps
 
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
@@ -140,40 +98,41 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     m = float(x.mean())
     if x.size < 2:
         return m, math.nan, math.nan
-    half = float(sps.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    half = _t(level, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
     return m, m - half, m + half
 
 
 def ratio_ci(num, den, level: float = 0.95) -> tuple[float, float, float]:
-    """Ratio of means num/den with a CI from the delta method on log(ratio), Welch degrees of freedom.
-
-    Log scale because a ratio's interval is asymmetric; the delta method because it is
-    closed-form (a bootstrap per group would dominate the build time for little gain at n=5).
-    """
+    """Ratio of means num/den with a Fieller interval and Welch degrees of freedom: the method
+    of perfsuite.stats.welch behind `perfsuite compare`, so a speedup here and a ratio there
+    mean the same thing. Bounds are infinite when den's mean is not clearly above zero."""
     import numpy as np
-    from scipy import stats as sps
 
-    a = np.asarray(num, dtype=float)
-    b = np.asarray(den, dtype=float)
+    a = np.asarray(den, dtype=float)
+    b = np.asarray(num, dtype=float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    if a.size == 0 or b.size == 0 or b.mean() <= 0 or a.mean() <= 0:
+    if a.size == 0 or b.size == 0 or a.mean() == 0:
         return math.nan, math.nan, math.nan
-    r = float(a.mean() / b.mean())
+    ma, mb = float(a.mean()), float(b.mean())
+    r = mb / ma
     if a.size < 2 or b.size < 2:
         return r, math.nan, math.nan
-    va = a.var(ddof=1) / (a.size * a.mean() ** 2)
-    vb = b.var(ddof=1) / (b.size * b.mean() ** 2)
-    se = math.sqrt(va + vb)
-    if se == 0:
+    sa, sb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    if sa + sb == 0:
         return r, r, r
-    dof = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
-    t = float(sps.t.ppf(0.5 + level / 2, dof))
-    return r, r * math.exp(-t * se), r * math.exp(t * se)
+    dof = (sa + sb) ** 2 / (sa ** 2 / (a.size - 1) + sb ** 2 / (b.size - 1))
+    q2 = _t(level, dof) ** 2
+    lead = ma ** 2 - q2 * sa
+    if lead <= 0:
+        return r, -math.inf, math.inf
+    root = math.sqrt(max(q2 * (sa * mb ** 2 + sb * lead), 0.0))
+    return r, (ma * mb - root) / lead, (ma * mb + root) / lead
 
 
 # ---------------------------------------------------------------- context
 
 def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sources: list[str],
+                  jobs: dict[str, dict[str, str]] | None = None,
                   load_warnings: list[str] = (), findings: list = (), comparison: dict | None = None,
                   history: dict | None = None, generated: datetime | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain values. `comparison`/`history` are plain dicts
@@ -232,7 +191,7 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
         "table": table, "general_notes": general_notes, "load_warnings": list(load_warnings),
         "figures": figures, "speedups": [dict(s, text=_fmt_ratio(s)) for s in speedups],
         "latency": lat, "comparison": comparison, "history": history,
-        "env": _environment(frame, files, order),
+        "env": _environment(frame, files, jobs or {}, order),
         "raw": _raw_links(files, order, out_dir),
     }
 
@@ -288,7 +247,7 @@ ENV_COLUMNS = (  # (frame columns, heading); two columns = "asked / seen"
 )
 
 
-def _environment(frame, files, order) -> dict[str, Any]:
+def _environment(frame, files, jobs, order) -> dict[str, Any]:
     """Facts shared by every config go in a short list; only what differs gets a table column."""
     common: dict[str, str] = {}
     cols: list[tuple[str, dict[str, str]]] = []
@@ -306,7 +265,7 @@ def _environment(frame, files, order) -> dict[str, Any]:
             common[heading] = values.pop()
         else:
             cols.append((heading, per))
-    host, argv, jobs = {}, [], []
+    host, argv, used = {}, [], []
     for n in order:
         meta = next((r.meta for r in files.get(n, ()) if r.meta), None)
         if meta:
@@ -317,12 +276,11 @@ def _environment(frame, files, order) -> dict[str, Any]:
                     host.setdefault(k, set()).add(str(v))
             if meta.get("qemu_argv"):
                 argv.append({"name": n, "cmd": format_argv([str(a) for a in meta["qemu_argv"]])})
-        job = _job_text(frame, files, n, meta)
-        if job:
-            jobs.append({"name": n, **job})
+        if jobs.get(n):
+            used.append({"name": n, **jobs[n]})
     # Identical job texts are shown once, with every config that used them.
     merged: dict[str, dict[str, Any]] = {}
-    for j in jobs:
+    for j in used:
         merged.setdefault(j["text"], {"names": [], "text": j["text"], "source": j["source"]})["names"].append(j["name"])
     facts = [(k, v) for k, v in common.items()] + [(k, ", ".join(sorted(v))) for k, v in host.items()]
     return {"facts": facts, "headings": [h for h, _ in cols], "argv": argv, "jobs": list(merged.values()),
@@ -346,45 +304,6 @@ def format_argv(argv: list[str]) -> str:
         q = shlex.quote(a)
         out += (" \\\n    " + q) if a.startswith("-") else (" " + q)
     return out
-
-
-def _job_text(frame, files, name, meta) -> dict[str, str] | None:
-    """The fio job: the job file the run names, if it is still there, else rebuilt from fio's JSON."""
-    job = (meta or {}).get("config", {}).get("fio_job")
-    runs = files.get(name, ())
-    for r in runs:
-        if "json" not in r.files or not job:
-            continue
-        for cand in (Path(job), r.files["json"].parent.parent.parent / job, r.files["json"].parent / Path(job).name):
-            try:
-                if cand.is_file() and cand.stat().st_size < 256 * 1024:
-                    return {"text": cand.read_text("utf-8", "replace"), "source": str(job)}
-            except OSError:
-                continue
-        break
-    for r in runs:
-        if "json" in r.files:
-            return _job_from_fio(r.files["json"])
-    return None
-
-
-def _job_from_fio(path: Path) -> dict[str, str] | None:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None  # fio files with noise before the JSON: the loader handles those, the job text is optional
-    lines = []
-    if data.get("global options"):
-        lines += ["[global]", *[f"{k}={v}" for k, v in data["global options"].items()], ""]
-    seen = set()
-    for j in data.get("jobs", ()):
-        opts = tuple((j.get("job options") or {}).items())
-        key = (j.get("jobname"), opts)
-        if key in seen:
-            continue  # numjobs=N repeats the same section N times
-        seen.add(key)
-        lines += [f"[{j.get('jobname', 'job')}]", *[f"{k}={v}" for k, v in opts], ""]
-    return {"text": "\n".join(lines).strip() + "\n", "source": f"options recorded in {path.name} ({data.get('fio version', 'fio')})"} if lines else None
 
 
 def _raw_links(files, order, out_dir: Path) -> list[dict[str, Any]]:

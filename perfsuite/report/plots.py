@@ -35,7 +35,8 @@ VARIANT_LABELS = {
     (False, False): "no dataplane, 1 queue (no-mq)",
 }
 OTHER_COLOR = "#6b6b6b"
-VERDICT_COLORS = {"better": "#2e7d32", "worse": "#c62828", "same": "#6b6b6b", "inconclusive": "#b08900"}
+# perfsuite.compare's verdicts
+VERDICT_COLORS = {"improvement": "#2e7d32", "regression": "#c62828", "no change": "#6b6b6b", "inconclusive": "#b08900"}
 
 DPI = 150  # 1.5 image pixels per CSS pixel (the page shows them at DPI / 1.5 = 100 per inch): crisp on HiDPI
 WIDTH = 10.5  # inches = 1050 CSS pixels, the page's content width, so fonts are shown at their point size
