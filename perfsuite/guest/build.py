@@ -27,8 +27,8 @@ def _say(log, msg: str) -> None:
 def _builder_hash() -> str:
     """Hash of the code that lays out the image, so a changed builder means a new image."""
     h = hashlib.sha256()
-    for mod in (cpio, kmod, image_mod):
-        h.update(Path(mod.__file__).read_bytes())
+    for source in (cpio.__file__, kmod.__file__, image_mod.__file__, __file__):
+        h.update(Path(source).read_bytes())
     return h.hexdigest()
 
 
@@ -68,6 +68,12 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
     return inputs, how
 
 
+def current_key(kernel=None, modules=None, fio_mode: str = DEFAULT_FIO_MODE, log=None) -> str:
+    """The key ensure_image would use now, without building anything."""
+    inputs, _ = plan_build(kernel, modules, cache_root(), fio_mode, log)
+    return cache_key(inputs)
+
+
 def ensure_image(kernel=None, modules=None, cache_dir=None, force: bool = False,
                  log=print, fio_mode: str = DEFAULT_FIO_MODE) -> GuestImage:
     """The guest image for these inputs, from the cache or freshly built."""
@@ -94,8 +100,23 @@ def ensure_image(kernel=None, modules=None, cache_dir=None, force: bool = False,
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        prune(images, keep=KEEP_IMAGES, protect=key, log=log)
     _say(log, f"guest image ready: {final}")
     return GuestImage.load(final)
+
+
+KEEP_IMAGES = 3  # each is ~90 MB; older ones are only useful to a runner still using them
+
+
+def prune(images: Path, keep: int, protect: str, log=None) -> list[Path]:
+    """Remove all but the `keep` newest images (never `protect`); returns what went."""
+    built = sorted((d for d in images.iterdir() if (d / "image.json").exists()),
+                   key=lambda d: d.stat().st_mtime, reverse=True)
+    gone = [d for d in built[keep:] if d.name != protect]
+    for d in gone:
+        _say(log, f"removing old guest image {d.name}")
+        shutil.rmtree(d, ignore_errors=True)
+    return gone
 
 
 def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: str, log) -> None:
@@ -107,8 +128,10 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
         except debian.KernelError as e:
             raise ImageError(str(e)) from None
         source = inputs["kernel"]
+        extracted = workdir / "root"
     else:
         vmlinuz, moddir = how["file"], how["moddir"]
+        extracted = None
         source = f"{vmlinuz} ({inputs['kernel']})"
     kdata = vmlinuz.read_bytes()
     kversion = bzimage_version(kdata) or (moddir.name if moddir else "unknown")
@@ -134,5 +157,8 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
             "modules": [n for n, _ in chosen], "fio_mode": fio_mode, "fio_version": fio_version,
             "inputs": inputs}
     (out / "image.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    if extracted is not None:
+        # The unpacked .deb is 400 MB; the .deb itself (70 MB) stays for the next rebuild.
+        shutil.rmtree(extracted, ignore_errors=True)
     _say(log, f"initramfs {(out / 'initrd.img').stat().st_size / 1e6:.1f} MB, "
               f"kernel {len(kdata) / 1e6:.1f} MB")
