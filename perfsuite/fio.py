@@ -89,9 +89,11 @@ def _without_bins(data: bytes) -> bytes:
         comma = data.rfind(b",", pos, i)
         brace = data.find(b"{", i)
         end = data.find(b"}", i)
-        if (comma < 0 or brace < 0 or not brace < end or data[comma + 1 : i].strip()
-                or data[i + 6 : brace].strip() != b":"
-                or data[brace + 1 : end].translate(None, b'0123456789" :,\n\r\t')):
+        body = data[brace + 1 : end] if 0 <= brace < end else b"{"
+        # Only digits, quotes, separators and an even number of quotes: then the '}' is
+        # not inside a string and there is no nested object, so the cut is exact.
+        if (comma < 0 or data[comma + 1 : i].strip() or data[i + 6 : brace].strip() != b":"
+                or body.translate(None, b'0123456789" :,\n\r\t') or body.count(b'"') % 2):
             return data
         parts.append(data[pos:comma])
         pos = end + 1
@@ -158,6 +160,8 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(job, dict):
             raise FioParseError(f"jobs[{i}] is not an object")
         err = job.get("error", 0)
+        if type(err) is float and err.is_integer():
+            err = int(err)  # orjson reads integers beyond 64 bits as float
         if not _is_int(err):
             raise FioParseError(f"jobs[{i}].error is not an integer: {err!r}")
         if err and not error:
