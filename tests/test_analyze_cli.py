@@ -72,7 +72,9 @@ def test_disk_read_ios_metric_warns_about_runs_without_disk_util(runs):
     assert r.exit_code == 0
     rows = r.stdout.splitlines()[1:]
     assert [row.split()[0] for row in rows] == ["v4-smp-4-no-dataplane"]
-    assert "v4-smp-4-dataplane: 3 run(s) without disk-read-ios data" in r.stderr
+    assert r.stderr.count("\n") == 1
+    assert "4 run(s) without disk-read-ios data" in r.stderr
+    assert "v4-smp-1-dataplane (1), v4-smp-4-dataplane (3)" in r.stderr
 
 
 def test_filter_and_formats(runs):

@@ -81,8 +81,13 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
     for w in loaded.warnings:
         _warn(w)
     frame = loaded.frame
-    for name, count in missing_metric(frame, metric).items():
-        _warn(f"{name}: {count} run(s) without {metric} data left out")
+    missing = missing_metric(frame, metric)
+    if len(missing):
+        # one line, not one per name: a 500-name tree without disk_util would flood stderr
+        listed = ", ".join(f"{n} ({c})" for n, c in list(missing.items())[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        why = " (no disk_util section in the fio output)" if metric == "disk-read-ios" else ""
+        _warn(f"{int(missing.sum())} run(s) without {metric} data{why} left out: {listed}{more}")
     summary = summarize(frame, metric, error_kind)
     if summary.empty:
         raise BadInput(f"no run under {runs_dir!r} has {metric} data")
