@@ -1,0 +1,254 @@
+"""The runner loop with a fake launcher (no QEMU): files, meta, resume, timeout, retries,
+failures, interruption, the runs-dir lock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from filelock import FileLock
+
+from perfsuite import runner as runner_mod
+from perfsuite.boot import BootResult, Timeouts
+from perfsuite.config import Config
+from perfsuite.qemu.accel import AccelChoice
+from perfsuite.runner import (RunOptions, Runner, RunnerError, complete_reps, run_config,
+                              run_matrix, runs_lock)
+
+FIO = json.dumps({"fio version": "fio-3.33", "jobs": [{"read": {"iops": 1000.0}}]})
+
+
+class FakeBoot:
+    """Finishes one repetition per poll, as `script(name, rep, attempt)` says:
+    "ok", "hang" (never finishes), "fail" (fio exits 1), "crash" (QEMU exits), "nostart"."""
+
+    def __init__(self, c, reps, workdir, script, log, attempts, guest):
+        self.c, self.reps, self.workdir, self.script, self.log = c, list(reps), workdir, script, log
+        self.attempts, self._guest = attempts, guest
+        self.argv = ["fake-qemu", "-name", c.name, str(workdir)]
+        self.device = {"num-queues": c.num_queues, "queue-size": c.queue_size,
+                       "iothread": "io0" if c.dataplane else None}
+        self.i = 0
+        self.failed: dict[int, int] = {}
+        self._exited = False
+        self.finished_with = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def _what(self, n):
+        self.attempts[(self.c.name, n)] = self.attempts.get((self.c.name, n), 0) + 1
+        return self.script(self.c.name, n, self.attempts[(self.c.name, n)])
+
+    def start(self):
+        self.log.append(("boot", self.c.name, tuple(self.reps)))
+        if self.reps and self.script(self.c.name, self.reps[0], 0) == "nostart":
+            self.attempts[(self.c.name, self.reps[0])] = self.attempts.get((self.c.name, self.reps[0]), 0) + 1
+            raise RuntimeError("qemu-system-x86_64: -device bogus: not found")
+
+    def poll_new(self):
+        if self._exited or self.i >= len(self.reps):
+            self._exited = True
+            return {}
+        n = self.reps[self.i]
+        what = self._what(n) if not getattr(self, "_hanging", False) else "hang"
+        if what == "hang":
+            self._hanging = True
+            return {}
+        self.i += 1
+        if what == "ok":
+            p = self.workdir / f"{n}.json"
+            p.write_text(FIO)
+            return {n: p}
+        if what == "fail":
+            self.failed[n] = 1
+        if what == "crash":
+            self._exited = True
+        if what == "interrupt":
+            raise KeyboardInterrupt
+        return {}
+
+    def failed_reps(self):
+        return dict(self.failed)
+
+    def guest_info(self):
+        return self._guest(self.c)
+
+    def exited(self):
+        return self._exited
+
+    def console(self):
+        return f"console of {self.c.name} boot {self.reps}\n"
+
+    def finish(self, status, error):
+        self.finished_with = status
+        self.log.append(("finish", self.c.name, status))
+        return BootResult(status, error, 0)
+
+    def cleanup(self):
+        pass
+
+
+def seen_ok(c):
+    return {"cpus_online": c.smp, "queues": min(c.num_queues, c.smp), "kernel": "6.1",
+            "fio_version": "fio-3.33", "scheduler": "none"}
+
+
+def make_runner(tmp_path, script=lambda name, n, a: "ok", guest=seen_ok, **opts):
+    log, attempts = [], {}
+    counter = iter(range(10_000))
+
+    def launcher(c, reps, *, accel, poweroff):
+        return FakeBoot(c, reps, tmp_path / "work" / f"b{next(counter)}", script, log, attempts, guest)
+    r = Runner(options=RunOptions(**{"accel": "tcg", **opts}), launcher=launcher,
+               accel_choice=AccelChoice("tcg", "KVM probe failed (test); using TCG"))
+    r.log = log
+    return r
+
+
+@pytest.fixture(autouse=True)
+def fast(monkeypatch):
+    monkeypatch.setattr(runner_mod, "POLL", 0.001)
+    monkeypatch.setattr(runner_mod, "boot_timeouts", lambda c, a, o=None: Timeouts(0.3, 0.3, 0.1))
+    monkeypatch.setattr(runner_mod, "versions", lambda q: {"qemu": "7.2.22", "host_fio": "fio-3.33"})
+
+
+C1 = Config(label="t", smp=2)
+C2 = Config(label="t", smp=2, num_queues=1)
+
+
+def boots(r):
+    return [e for e in r.log if e[0] == "boot"]
+
+
+def test_all_ok_one_boot_per_config(tmp_path):
+    r = make_runner(tmp_path, repeat=3)
+    out = run_matrix([C1, C2], tmp_path / "runs", r)
+    assert [o.status for o in out] == ["ok"] * 6
+    assert boots(r) == [("boot", C1.name, (1, 2, 3)), ("boot", C2.name, (1, 2, 3))]
+    d = tmp_path / "runs" / C1.name
+    assert sorted(p.name for p in d.iterdir()) == sorted(
+        f"{n}.{ext}" for n in (1, 2, 3) for ext in ("json", "meta.json", "log"))
+    assert (d / "2.json").read_text() == FIO  # exactly as fio wrote it
+    meta = orjson.loads((d / "2.meta.json").read_bytes())
+    assert meta["status"] == "ok" and meta["rep"] == 2 and meta["boot"] == 1
+    assert meta["accel"] == "tcg" and "using TCG" in meta["accel_note"]
+    assert meta["config"]["num_queues"] == 2 and meta["mismatch"] == []
+    assert meta["guest"]["queues"] == 2 and meta["qemu_argv"][0] == "fake-qemu"
+    assert complete_reps(d) == {1, 2, 3}
+
+
+def test_fresh_guest_boots_per_repetition(tmp_path):
+    r = make_runner(tmp_path, repeat=3, fresh_guest=True)
+    run_config(C1, tmp_path / "runs", 3, r)
+    assert [b[2] for b in boots(r)] == [(1,), (2,), (3,)]
+    metas = [orjson.loads((tmp_path / "runs" / C1.name / f"{n}.meta.json").read_bytes()) for n in (1, 2, 3)]
+    assert [m["boot"] for m in metas] == [1, 2, 3]
+
+
+def test_resume_skips_complete_repetitions(tmp_path):
+    run_config(C1, tmp_path / "runs", 3, make_runner(tmp_path))
+    (tmp_path / "runs" / C1.name / "2.json").unlink()
+    r = make_runner(tmp_path)
+    out = run_config(C1, tmp_path / "runs", 3, r)
+    assert [(o.rep, o.status) for o in out] == [(1, "skipped"), (2, "ok"), (3, "skipped")]
+    assert boots(r) == [("boot", C1.name, (2,))]
+    r = make_runner(tmp_path)
+    assert all(o.status == "skipped" for o in run_config(C1, tmp_path / "runs", 3, r))
+    assert boots(r) == []
+    r = make_runner(tmp_path, resume=False)
+    assert all(o.status == "ok" for o in run_config(C1, tmp_path / "runs", 3, r))
+    assert boots(r) == [("boot", C1.name, (1, 2, 3))]
+
+
+def test_explicit_repetition_numbers(tmp_path):
+    r = make_runner(tmp_path)
+    run_config(C1, tmp_path / "runs", [2, 4], r)
+    assert complete_reps(tmp_path / "runs" / C1.name) == {2, 4}
+
+
+def test_timeout_kills_keeps_log_and_goes_on(tmp_path):
+    script = lambda name, n, a: "hang" if n == 2 else "ok"  # noqa: E731
+    run_config(C1, tmp_path / "runs", 3, make_runner(tmp_path))  # an earlier complete run
+    r = make_runner(tmp_path, script=script, resume=False)
+    out = run_config(C1, tmp_path / "runs", 3, r)
+    assert [(o.rep, o.status) for o in out] == [(1, "ok"), (2, "timeout"), (3, "ok")]
+    d = tmp_path / "runs" / C1.name
+    assert not (d / "2.json").exists()  # --no-resume: the stale result went with the re-run
+    meta = orjson.loads((d / "2.meta.json").read_bytes())
+    assert meta["status"] == "timeout" and "did not finish in time" in meta["error"]
+    assert (d / "2.log").read_text().startswith("console of")
+    assert boots(r) == [("boot", C1.name, (1, 2, 3)), ("boot", C1.name, (3,))]
+    assert ("finish", C1.name, "timeout") in r.log
+    assert complete_reps(d) == {1, 3}
+
+
+def test_retries_give_failed_repetitions_another_boot(tmp_path):
+    script = lambda name, n, a: "fail" if (n == 1 and a == 1) else "ok"  # noqa: E731
+    r = make_runner(tmp_path, script=script, retries=1)
+    out = run_config(C1, tmp_path / "runs", 2, r)
+    assert [(o.rep, o.status, o.attempts) for o in out] == [(1, "ok", 2), (2, "ok", 1)]
+    meta = orjson.loads((tmp_path / "runs" / C1.name / "1.meta.json").read_bytes())
+    assert meta["status"] == "ok" and meta["attempt"] == 2
+
+
+def test_fio_failure_without_retries_is_marked(tmp_path):
+    r = make_runner(tmp_path, script=lambda name, n, a: "fail" if n == 1 else "ok")
+    out = run_config(C1, tmp_path / "runs", 2, r)
+    assert [(o.rep, o.status) for o in out] == [(1, "failed"), (2, "ok")]
+    meta = orjson.loads((tmp_path / "runs" / C1.name / "1.meta.json").read_bytes())
+    assert "fio exited with status 1" in meta["error"]
+    assert len(boots(r)) == 1
+
+
+def test_crash_and_refused_start_terminate(tmp_path):
+    r = make_runner(tmp_path, script=lambda name, n, a: "crash" if n == 2 else "ok")
+    out = run_config(C1, tmp_path / "runs", 3, r)
+    assert [(o.rep, o.status) for o in out] == [(1, "ok"), (2, "failed"), (3, "ok")]
+    r = make_runner(tmp_path, script=lambda name, n, a: "nostart", resume=False)
+    out = run_config(C2, tmp_path / "runs", 2, r)
+    assert [o.status for o in out] == ["failed", "failed"]
+    meta = orjson.loads((tmp_path / "runs" / C2.name / "1.meta.json").read_bytes())
+    assert "QEMU did not start" in meta["error"] and "bogus" in meta["error"]
+
+
+def test_mismatch_is_recorded_but_run_kept(tmp_path):
+    r = make_runner(tmp_path, guest=lambda c: {**seen_ok(c), "queues": 1})
+    run_config(C1, tmp_path / "runs", 1, r)
+    meta = orjson.loads((tmp_path / "runs" / C1.name / "1.meta.json").read_bytes())
+    assert meta["status"] == "ok" and meta["mismatch"] == ["queues: asked 2, guest saw 1"]
+
+
+def test_interrupt_stops_the_guest_and_keeps_completed(tmp_path):
+    r = make_runner(tmp_path, script=lambda name, n, a: "interrupt" if n == 2 else "ok")
+    with pytest.raises(KeyboardInterrupt):
+        run_matrix([C1, C2], tmp_path / "runs", r)
+    assert ("finish", C1.name, "interrupted") in r.log
+    assert complete_reps(tmp_path / "runs" / C1.name) == {1}
+    assert not (tmp_path / "runs" / C2.name).exists()
+    assert not runs_lock(tmp_path / "runs").is_locked  # released on the way out
+
+
+def test_lock_keeps_a_second_runner_out(tmp_path):
+    (tmp_path / "runs").mkdir()
+    other = FileLock(runs_lock(tmp_path / "runs").lock_file)  # as another process would
+    with other:
+        with pytest.raises(RunnerError, match="another perfsuite runner"):
+            run_matrix([C1], tmp_path / "runs", make_runner(tmp_path))
+    run_matrix([C1], tmp_path / "runs", make_runner(tmp_path, repeat=1))
+
+
+def test_no_temp_files_left(tmp_path):
+    run_matrix([C1], tmp_path / "runs", make_runner(tmp_path, repeat=2))
+    assert not [p for p in (tmp_path / "runs").rglob("*") if p.name.startswith(".")]
+
+
+def test_events_for_progress(tmp_path):
+    events = []
+    r = make_runner(tmp_path, repeat=2)
+    r.on_event = lambda kind, **d: events.append((kind, d.get("rep"), d.get("status")))
+    run_matrix([C1], tmp_path / "runs", r)
+    assert [e for e in events if e[0] == "rep"] == [("rep", 1, "ok"), ("rep", 2, "ok")]
+    assert events[0][0] == "boot"
+
+
