@@ -1,0 +1,265 @@
+"""Unit tests for the guest image and protocol: no QEMU, no apt, no downloads."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+
+import orjson
+import pytest
+
+from perfsuite.guest import (GuestPlan, finished_repetitions, guest_argv, guest_done,
+                             read_guest_error, read_guest_info, repetition_status, write_plan)
+from perfsuite.guest import cpio, image as img, kernel, modules as kmod
+from perfsuite.guest.init_script import INIT_SCRIPT
+from perfsuite.guest.protocol import count_cpu_list, plan_sh
+
+
+# --- plan ---------------------------------------------------------------------------------
+
+def test_write_plan_json_matches_contract(tmp_path):
+    plan = GuestPlan(repetitions=[1, 2, 3], fio_args=["--runtime=5"])
+    write_plan(tmp_path, plan)
+    data = orjson.loads((tmp_path / "plan.json").read_bytes())
+    assert data == {"repetitions": [1, 2, 3], "fio_job": "job.fio", "fio_args": ["--runtime=5"],
+                    "device": "/dev/vda", "scheduler": "none", "poweroff": True}
+
+
+def test_plan_sh_round_trips_through_a_real_shell(tmp_path):
+    nasty = ["--name=it's a \"job\"", "--runtime=5", "$HOME", "a b"]
+    write_plan(tmp_path, GuestPlan(repetitions=[4, 7], fio_args=nasty, poweroff=False,
+                                   scheduler=""))
+    script = (f'. {tmp_path}/plan.sh; echo "$REPETITIONS|$FIO_JOB|$DEVICE|$SCHEDULER|$POWEROFF";'
+              ' for a in "$@"; do echo "$a"; done')
+    out = subprocess.run(["/bin/busybox", "sh", "-c", script], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0] == "4 7|job.fio|/dev/vda||0"
+    assert out[1:] == nasty
+
+
+def test_plan_with_no_repetitions_and_no_args():
+    text = plan_sh(GuestPlan(repetitions=[]))
+    assert "REPETITIONS=''" in text and text.rstrip().endswith("set --")
+
+
+@pytest.mark.parametrize("bad", [dict(repetitions=[1, 1]), dict(repetitions=[-1]),
+                                 dict(device="vda"), dict(fio_job="/etc/job.fio")])
+def test_plan_rejects_nonsense(bad):
+    with pytest.raises(ValueError):
+        GuestPlan(**bad)
+
+
+# --- what the guest leaves behind ---------------------------------------------------------
+
+def test_guest_info_and_results(tmp_path):
+    assert read_guest_info(tmp_path) is None and not guest_done(tmp_path)
+    (tmp_path / "guest-info.json").write_text(
+        '{"cpus_online": "0-3,6", "queues": 4, "kernel": "6.1.0", "fio_version": "fio-3.33",'
+        ' "scheduler": "none"}')
+    info = read_guest_info(tmp_path)
+    assert info["cpus_online"] == 5 and info["queues"] == 4
+    for name in ("1.json", "10.json", "2.json.part", "3.status", "plan.json", "guest-info.json"):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "3.status").write_text("1\n")
+    assert list(finished_repetitions(tmp_path)) == [1, 10]
+    assert repetition_status(tmp_path, 3) == 1 and repetition_status(tmp_path, 4) is None
+    (tmp_path / "done").write_text("ok\n")
+    assert guest_done(tmp_path)
+    assert read_guest_error(tmp_path) is None
+    (tmp_path / "guest-error.txt").write_text("no block device /dev/vda\n")
+    assert read_guest_error(tmp_path) == "no block device /dev/vda"
+
+
+def test_broken_guest_info_is_a_clear_error(tmp_path):
+    (tmp_path / "guest-info.json").write_text('{"cpus_online": 2,')
+    with pytest.raises(ValueError, match="guest-info.json"):
+        read_guest_info(tmp_path)
+
+
+@pytest.mark.parametrize("text,n", [("0", 1), ("0-1", 2), ("0-3,5,7-8\n", 7), ("", 0)])
+def test_count_cpu_list(text, n):
+    assert count_cpu_list(text) == n
+
+
+def test_guest_argv_shares_the_work_dir(tmp_path):
+    image = img.GuestImage(kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd.img",
+                           kernel_version="6.1", key="k", directory=tmp_path)
+    w = tmp_path / "a,b"
+    argv = guest_argv(image, w)
+    assert argv[argv.index("-kernel") + 1] == str(tmp_path / "vmlinuz")
+    append = argv[argv.index("-append") + 1]
+    assert "console=ttyS0" in append and "panic=-1" in append
+    fsdev = argv[argv.index("-fsdev") + 1]
+    assert f"path={str(w).replace(',', ',,')}," in fsdev  # QEMU escapes commas by doubling
+    assert "mount_tag=perfsuite" in argv[argv.index("-device") + 1]
+    assert "perfsuite-host" not in " ".join(argv)
+    host = guest_argv(img.GuestImage(**{**image.__dict__, "fio_mode": "hostroot"}), w)
+    assert "readonly=on" in " ".join(host) and "mount_tag=perfsuite-host" in " ".join(host)
+
+
+# --- modules --------------------------------------------------------------------------------
+
+def test_modules_dep_order_puts_dependencies_first():
+    dep = ("kernel/fs/9p/9p.ko.xz: kernel/fs/netfs/netfs.ko.xz kernel/net/9p/9pnet.ko.xz "
+           "kernel/fs/fscache/fscache.ko.xz\n"
+           "kernel/net/9p/9pnet_virtio.ko.xz: kernel/net/9p/9pnet.ko.xz "
+           "kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz\n"
+           "kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio.ko.xz "
+           "kernel/drivers/virtio/virtio_ring.ko.xz\n"
+           "kernel/drivers/virtio/virtio.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz\n"
+           "kernel/net/9p/9pnet.ko.xz:\nkernel/fs/netfs/netfs.ko.xz: kernel/fs/fscache/fscache.ko.xz\n")
+    deps = kmod.parse_modules_dep(dep)
+    assert deps["9p"] == ["netfs", "9pnet", "fscache"]
+    available = set(kmod.WANTED) | {"fscache"}
+    order = kmod.load_order(kmod.WANTED, deps, available)
+    assert order.index("virtio_ring") < order.index("virtio") < order.index("virtio_blk")
+    assert order.index("fscache") < order.index("netfs") < order.index("9p")
+    assert order.index("9pnet") < order.index("9pnet_virtio")
+    assert sorted(order) == sorted(available)
+    # the issue's virtio order is kept where dependencies do not force another
+    virtio = [m for m in order if m in kmod.VIRTIO_MODULES]
+    assert virtio == list(kmod.VIRTIO_MODULES)
+
+
+def test_built_in_modules_are_skipped_but_missing_dependencies_are_errors():
+    assert kmod.load_order(["virtio", "virtio_blk"], {}, set()) == []
+    with pytest.raises(kmod.ModuleError, match="needed by 9p"):
+        kmod.load_order(["9p"], {"9p": ["netfs"]}, {"9p"})
+
+
+def test_module_name_normalises():
+    assert kmod.module_name("kernel/fs/9p/9p.ko.zst") == "9p"
+    assert kmod.module_name("/x/virtio-blk.ko") == "virtio_blk"
+
+
+def _fake_module(depends: str) -> bytes:
+    """A minimal ELF64 file with a .modinfo section (what modinfo_depends reads)."""
+    modinfo = b"license=GPL\0depends=" + depends.encode() + b"\0vermagic=6.1\0"
+    shstr = b"\0.modinfo\0.shstrtab\0"
+    data_off = 64
+    shstr_off = data_off + len(modinfo)
+    shoff = shstr_off + len(shstr)
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", header, 0x28, shoff)
+    struct.pack_into("<HHH", header, 0x3A, 64, 3, 2)
+
+    def sh(name, offset, size):
+        s = bytearray(64)
+        struct.pack_into("<I", s, 0, name)
+        struct.pack_into("<QQ", s, 0x18, offset, size)
+        return bytes(s)
+
+    return (bytes(header) + modinfo + shstr + sh(0, 0, 0) + sh(1, data_off, len(modinfo))
+            + sh(10, shstr_off, len(shstr)))
+
+
+def test_modinfo_depends_reads_the_elf_section(tmp_path):
+    assert kmod.modinfo_depends(_fake_module("netfs,9pnet,fscache")) == ["netfs", "9pnet", "fscache"]
+    assert kmod.modinfo_depends(_fake_module("")) == []
+    with pytest.raises(kmod.ModuleError):
+        kmod.modinfo_depends(b"not elf at all, not elf at all")
+
+
+def test_resolve_reads_compressed_modules_without_modules_dep(tmp_path):
+    import lzma
+    tree = tmp_path / "lib/modules/6.1.0-test"
+    (tree / "kernel").mkdir(parents=True)
+    deps = {"virtio_ring": "", "virtio": "virtio_ring", "virtio_blk": "virtio,virtio_ring"}
+    for name, dep in deps.items():
+        (tree / "kernel" / f"{name}.ko.xz").write_bytes(lzma.compress(_fake_module(dep)))
+    chosen = kmod.resolve(tree)
+    assert [n for n, _ in chosen] == ["virtio_ring", "virtio", "virtio_blk"]
+    assert kmod.read_module(chosen[0][1]).startswith(b"\x7fELF")  # decompressed for insmod
+
+
+# --- initramfs, conf, key -------------------------------------------------------------------
+
+def test_cpio_archive_is_valid_newc(tmp_path):
+    entries = cpio.with_parents([cpio.chardev("dev/console", 5, 1),
+                                 cpio.regular("usr/bin/tool", b"#!x\n", executable=True),
+                                 cpio.symlink("bin/sh", "busybox")])
+    data = cpio.archive(entries)
+    assert data.startswith(b"070701") and b"TRAILER!!!" in data
+    names = [e.path for e in entries]
+    assert names.index("usr") < names.index("usr/bin") < names.index("usr/bin/tool")
+    out = tmp_path / "x"
+    out.mkdir()
+    listing = subprocess.run(["cpio", "-t"], input=data, capture_output=True, cwd=out)
+    if listing.returncode == 0:  # cpio(1) is there: let it confirm the format
+        assert set(listing.stdout.decode().split()) >= {"dev/console", "usr/bin/tool", "bin/sh"}
+
+
+def test_perfsuite_conf_per_mode():
+    conf = img.perfsuite_conf(["virtio", "9p"], "initramfs", ["/lib/x86_64-linux-gnu"],
+                              fio_version="fio-3.33")
+    assert "MODULES='virtio 9p'" in conf and "FIO_VERSION=fio-3.33" in conf
+    assert "LD_LIBRARY_PATH=/lib/x86_64-linux-gnu" in conf
+    host = img.perfsuite_conf([], "hostroot", ["/usr/lib"], loader="/usr/lib/ld.so")
+    assert "/host/usr/lib/ld.so --library-path /host/usr/lib" in host
+
+
+def test_init_script_is_valid_shell_and_always_ends_in_poweroff():
+    subprocess.run(["/bin/busybox", "sh", "-n", "-c", INIT_SCRIPT], check=True)
+    assert "poweroff -f" in INIT_SCRIPT and INIT_SCRIPT.rstrip().endswith("finish")
+    assert "guest-error.txt" in INIT_SCRIPT and ".json.part" in INIT_SCRIPT
+
+
+def test_cache_key_changes_with_each_input():
+    base = {"kernel": "debian:linux-image-6.1.0-56-amd64=6.1.192-2", "init": "a", "busybox": "b",
+            "fio": {"sha256": "c", "libs": []}, "fio_mode": "initramfs", "wanted_modules": ["x"]}
+    key = img.cache_key(base)
+    assert key == img.cache_key(dict(reversed(list(base.items()))))  # order does not matter
+    for field, value in [("kernel", "debian:linux-image-6.1.0-57-amd64=6.1.200-1"), ("init", "z"),
+                         ("busybox", "z"), ("fio", {"sha256": "d", "libs": []}),
+                         ("fio_mode", "hostroot"), ("wanted_modules", ["x", "y"])]:
+        assert img.cache_key({**base, field: value}) != key, field
+
+
+def test_parse_ldd_and_apt_output():
+    ldd = ("\tlinux-vdso.so.1 (0x00007f)\n\tlibaio.so.1 => /lib/x86_64-linux-gnu/libaio.so.1 (0x1)\n"
+           "\t/lib64/ld-linux-x86-64.so.2 (0x2)\n")
+    assert img.parse_ldd(ldd) == ["/lib/x86_64-linux-gnu/libaio.so.1", "/lib64/ld-linux-x86-64.so.2"]
+    assert kernel.parse_depends("linux-image-amd64\n  Depends: linux-image-6.1.0-56-amd64\n") \
+        == "linux-image-6.1.0-56-amd64"
+    assert kernel.parse_depends("linux-image-amd64\n") is None
+    assert kernel.parse_candidate("x:\n  Installed: (none)\n  Candidate: 6.1.192-2\n") == "6.1.192-2"
+    assert kernel.parse_candidate("  Candidate: (none)\n") is None
+
+
+def test_bzimage_version_from_setup_header():
+    data = bytearray(0x1000)
+    data[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", data, 0x20E, 0x300)
+    data[0x500:0x520] = b"6.1.0-56-amd64 (debian@x) #1\0"
+    assert img.bzimage_version(bytes(data)) == "6.1.0-56-amd64"
+    assert img.bzimage_version(b"\0" * 0x1000) is None
+
+
+def test_ensure_image_caches_by_inputs(tmp_path):
+    """A user's kernel (a fake one: nothing boots here) is built once, then found in the cache."""
+    from perfsuite.guest import ensure_image
+    if not (img.Path(img.BUSYBOX).exists() and img.Path(img.FIO).exists()):
+        pytest.skip("needs busybox-static and fio")
+    vmlinuz = tmp_path / "bzImage"
+    vmlinuz.write_bytes(b"\0" * 4096)
+    cache = tmp_path / "cache"
+    logs: list[str] = []
+    first = ensure_image(kernel=vmlinuz, cache_dir=cache, fio_mode="hostroot", log=logs.append)
+    assert first.initrd.exists() and first.kernel.read_bytes() == vmlinuz.read_bytes()
+    assert first.modules == () and any("building" in m for m in logs)
+    logs.clear()
+    again = ensure_image(kernel=vmlinuz, cache_dir=cache, fio_mode="hostroot", log=logs.append)
+    assert again.key == first.key and logs == []  # no rebuild
+    vmlinuz.write_bytes(b"\1" * 4096)
+    other = ensure_image(kernel=vmlinuz, cache_dir=cache, fio_mode="hostroot", log=None)
+    assert other.key != first.key
+    assert not list((cache / "images").glob(".*"))  # no temp dirs left behind
+
+
+def test_ensure_image_errors_are_one_line(tmp_path):
+    from perfsuite.guest import ImageError, ensure_image
+    with pytest.raises(ImageError, match="kernel file .* not found"):
+        ensure_image(kernel=tmp_path / "nope", cache_dir=tmp_path, log=None)
+    with pytest.raises(ImageError, match="--modules needs --kernel"):
+        ensure_image(modules=tmp_path, cache_dir=tmp_path, log=None)
