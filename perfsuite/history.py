@@ -1,0 +1,266 @@
+"""The nightly history: one SQLite file in the results directory, and change points over it.
+
+Layout (schema version 2, kept in table `schema_version`):
+- `nights`: one row per night (id, start/finish time, host, labels, QEMU versions of
+  both builds, threshold/test/correction, exit code);
+- `results`: one row per night x configuration x metric: both means, n, spread (CV as a
+  fraction), ratio and its 95% CI, corrected p, verdict, QEMU versions, host, timestamp.
+Re-recording a night replaces its rows (a re-run of the same night is not a new night).
+
+Version 1 (the first layout) kept only the candidate's mean/n/spread/verdict per night x
+config; it is migrated in place (inside one transaction, after a backup copy
+`history.sqlite.v1.bak`). A file with a newer version, or an SQLite file that is not a
+perfsuite history, is refused with a message saying so: never guessed at, never rewritten.
+
+Change points: see `change_point` (a step, or the first night of a slow creep).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 2
+FILENAME = "history.sqlite"
+
+_NIGHTS_DDL = """CREATE TABLE nights (
+    night TEXT PRIMARY KEY, started TEXT, finished TEXT, host TEXT,
+    baseline_label TEXT, candidate_label TEXT,
+    baseline_qemu_version TEXT, candidate_qemu_version TEXT,
+    threshold REAL, test TEXT, correction TEXT, exit_code INTEGER)"""
+_RESULTS_DDL = """CREATE TABLE results (
+    night TEXT NOT NULL, config TEXT NOT NULL, metric TEXT NOT NULL,
+    base_mean REAL, base_n INTEGER, base_spread REAL,
+    cand_mean REAL, cand_n INTEGER, cand_spread REAL,
+    ratio REAL, ci_low REAL, ci_high REAL, p_adj REAL, verdict TEXT,
+    base_qemu_version TEXT, cand_qemu_version TEXT, host TEXT, timestamp TEXT,
+    PRIMARY KEY (night, config, metric))"""
+# Version 1, kept to recognise and migrate old files (and to test that migration).
+V1_DDL = ("CREATE TABLE schema_version (version INTEGER NOT NULL)",
+          "CREATE TABLE results (night TEXT, config TEXT, mean REAL, n INTEGER, spread REAL, "
+          "verdict TEXT, qemu_version TEXT, host TEXT, timestamp TEXT, PRIMARY KEY (night, config))")
+
+
+class HistoryError(Exception):
+    """The history file cannot be used; the message says why and what to do."""
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE results RENAME TO results_v1")
+    db.execute(_NIGHTS_DDL)
+    db.execute(_RESULTS_DDL)
+    db.execute("""INSERT INTO results (night, config, metric, cand_mean, cand_n, cand_spread,
+                  verdict, cand_qemu_version, host, timestamp)
+                  SELECT night, config, 'iops', mean, n, spread, verdict, qemu_version, host,
+                  timestamp FROM results_v1""")
+    db.execute("""INSERT OR IGNORE INTO nights (night, finished, host, candidate_qemu_version)
+                  SELECT night, MAX(timestamp), MAX(host), MAX(qemu_version) FROM results_v1
+                  GROUP BY night""")
+    db.execute("DROP TABLE results_v1")
+
+
+MIGRATIONS = {1: _migrate_1_to_2}  # from version -> step to version + 1
+
+
+def open_history(path: str | os.PathLike) -> sqlite3.Connection:
+    """Open (creating, or migrating an older version of) the history at `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    try:
+        db = sqlite3.connect(path)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise HistoryError(f"{path}: not an SQLite database ({exc}); move it aside") from None
+    if new or not tables:
+        with db:
+            db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            db.execute(_NIGHTS_DDL)
+            db.execute(_RESULTS_DDL)
+        return db
+    if "schema_version" not in tables:
+        db.close()
+        raise HistoryError(f"{path}: an SQLite file without perfsuite's schema_version table "
+                           "(not a perfsuite history?); refusing to touch it")
+    row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    version = row[0] if row else None
+    if not isinstance(version, int):
+        db.close()
+        raise HistoryError(f"{path}: schema_version is empty or not a number; refusing to touch it")
+    if version > SCHEMA_VERSION:
+        db.close()
+        raise HistoryError(f"{path}: history schema version {version} is newer than this perfsuite "
+                           f"understands ({SCHEMA_VERSION}); upgrade perfsuite or use another "
+                           "--results-dir")
+    if version < SCHEMA_VERSION:
+        db.close()
+        shutil.copy2(path, f"{path}.v{version}.bak")  # migration never loses the old file
+        db = sqlite3.connect(path)
+        try:
+            with db:
+                for v in range(version, SCHEMA_VERSION):
+                    if v not in MIGRATIONS:
+                        raise HistoryError(f"{path}: no migration from schema version {v}")
+                    MIGRATIONS[v](db)
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise HistoryError(f"{path}: migration from version {version} failed ({exc}); "
+                               f"the original is kept as {path}.v{version}.bak") from None
+    return db
+
+
+def _num(v):
+    v = None if v is None else float(v)
+    return v if v is not None and math.isfinite(v) else None
+
+
+def record_night(db: sqlite3.Connection, night: str, comparison, info: dict) -> None:
+    """Store one night's comparison (a perfsuite.compare.Comparison); replaces that night."""
+    p = comparison.params
+    metric = p.get("metric", "iops")
+    stamp = info.get("finished")
+    with db:
+        db.execute("DELETE FROM results WHERE night = ? AND metric = ?", (night, metric))
+        db.execute("INSERT OR REPLACE INTO nights VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+            night, info.get("started"), stamp, info.get("host"), info.get("baseline_label"),
+            info.get("candidate_label"), info.get("baseline_qemu_version"),
+            info.get("candidate_qemu_version"), p.get("threshold"), p.get("test"),
+            p.get("correction"), comparison.exit_code))
+        db.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", [
+            (night, r.config, metric, _num(r.mean_base), int(r.n_base), _num(r.cv_base),
+             _num(r.mean_cand), int(r.n_cand), _num(r.cv_cand), _num(r.ratio), _num(r.ci_low),
+             _num(r.ci_high), _num(r.p_adj), r.verdict, info.get("baseline_qemu_version"),
+             info.get("candidate_qemu_version"), info.get("host"), stamp)
+            for r in comparison.rows.itertuples()])
+
+
+def nights(db: sqlite3.Connection) -> pd.DataFrame:
+    """One row per night, oldest first, with its verdict counts."""
+    return pd.read_sql_query("""
+        SELECT n.night, n.finished, n.host, n.baseline_label, n.candidate_label,
+               n.candidate_qemu_version, n.exit_code,
+               SUM(r.verdict = 'regression') AS regressions,
+               SUM(r.verdict = 'improvement') AS improvements,
+               SUM(r.verdict = 'no change') AS no_change,
+               SUM(r.verdict = 'inconclusive') AS inconclusive
+        FROM nights n LEFT JOIN results r ON r.night = n.night
+        GROUP BY n.night ORDER BY n.night""", db)
+
+
+def results(db: sqlite3.Connection, metric: str = "iops") -> pd.DataFrame:
+    return pd.read_sql_query("SELECT * FROM results WHERE metric = ? ORDER BY config, night",
+                             db, params=(metric,))
+
+
+# ---------------------------------------------------------------- change points
+
+
+def _fits(Y: np.ndarray, min_size: int):
+    """Best step and best creep for each row of Y (series x nights), vectorised.
+
+    Returns (sse_none, sse_step, k_step, sse_creep, k_creep, creep_slope, creep_intercept).
+    """
+    P, T = Y.shape
+    yc = Y - Y.mean(axis=1, keepdims=True)
+    sse0 = (yc * yc).sum(axis=1)
+    c1 = np.concatenate([np.zeros((P, 1)), np.cumsum(Y, axis=1)], axis=1)
+    c2 = np.concatenate([np.zeros((P, 1)), np.cumsum(Y * Y, axis=1)], axis=1)
+    ks = np.arange(min_size, T - min_size + 1)
+    left = c2[:, ks] - c1[:, ks] ** 2 / ks
+    right = (c2[:, -1:] - c2[:, ks]) - (c1[:, -1:] - c1[:, ks]) ** 2 / (T - ks)
+    step = left + right
+    # Hinge regressors x_k(t) = max(0, t - k + 1): night k is the first off the flat line.
+    kc = np.arange(1, T - min_size + 1)
+    X = np.maximum(0.0, np.arange(T)[None, :] - kc[:, None] + 1.0)
+    Xc = X - X.mean(axis=1, keepdims=True)
+    sxx = (Xc * Xc).sum(axis=1)
+    sxy = yc @ Xc.T
+    creep = sse0[:, None] - sxy**2 / sxx
+    js, jc = step.argmin(axis=1), creep.argmin(axis=1)
+    rows = np.arange(P)
+    slope = sxy[rows, jc] / sxx[jc]
+    intercept = Y.mean(axis=1) - slope * X[jc].mean(axis=1)
+    return sse0, step[rows, js], ks[js], creep[rows, jc], kc[jc], slope, intercept
+
+
+def _gain(sse0, sse, T):
+    # BIC(none) - BIC(model): T log(SSE0 / SSE) - 2 log T (two more parameters: b and k).
+    floor = 1e-12 * np.maximum(sse0, 1e-300)
+    return T * np.log(np.maximum(sse0, floor) / np.maximum(sse, floor)) - 2 * math.log(T)
+
+
+def change_point(y, min_size: int = 3, min_change: float = 0.01, alpha: float = 0.01,
+                 permutations: int = 499, seed: int = 0) -> dict | None:
+    """The most likely change in a nightly series (e.g. candidate/baseline ratio), or None.
+
+    Three models compete:
+      none:  y_t = a                                  (1 parameter)
+      step:  y_t = a before night k, b from night k   (a, b, k)
+      creep: y_t = a + b * max(0, t - k + 1)          (a, b, k) — flat, then a steady
+             slope whose first affected night is k (a broken-stick / hinge regression).
+    A step names the night a level changed; a creep names the *first* night of a slow
+    drift, which a mean-shift detector would put in the middle of the ramp. The better of
+    step and creep (by BIC, T log(SSE) + params log T) must beat `none`, and that is
+    judged by a permutation test: the same best-model gain is computed on `permutations`
+    shuffles of the nights; a change is reported only if the real gain exceeds all but an
+    `alpha` share of them. This makes the false-alarm rate on a flat, noisy series alpha
+    whatever its length (BIC alone, searching over k, alarms on ~10% of flat series).
+    Changes smaller than `min_change` (relative, the fit's end vs its start) are ignored.
+    Returns {kind, index, before, after, change, p} (index into the finite values of y).
+    """
+    y = np.asarray(y, dtype=float)
+    y = y[np.isfinite(y)]
+    T = y.size
+    if T < 2 * min_size:
+        return None
+    sse0, s_step, k_step, s_creep, k_creep, slope, icpt = (v[0] for v in _fits(y[None, :], min_size))
+    g_step, g_creep = _gain(sse0, s_step, T), _gain(sse0, s_creep, T)
+    if max(g_step, g_creep) <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.broadcast_to(y, (permutations, T)), axis=1)
+    n0, ns, _, nc, *_ = _fits(shuffled, min_size)
+    null = np.maximum(_gain(n0, ns, T), _gain(n0, nc, T))
+    p = (1 + np.sum(null >= max(g_step, g_creep))) / (1 + permutations)
+    if p > alpha:
+        return None
+    if g_step >= g_creep:
+        k = int(k_step)
+        kind, before, after = "step", float(y[:k].mean()), float(y[k:].mean())
+    else:
+        k = int(k_creep)
+        kind, before, after = "creep", float(icpt), float(icpt + slope * (T - k))
+    change = after / before - 1 if before else math.inf
+    if abs(change) < min_change:
+        return None
+    return {"kind": kind, "index": k, "before": before, "after": after, "change": float(change),
+            "p": float(p)}
+
+
+def detect(frame: pd.DataFrame, column: str = "ratio", min_change: float = 0.01) -> pd.DataFrame:
+    """Change points per configuration of a `results` frame (nights in order).
+
+    `ratio` (candidate / baseline of the same night) is the default series: the baseline run
+    the same night is a control, so a slower host does not look like a slower QEMU. Rows
+    without a ratio (migrated version-1 data) fall back to the candidate's mean.
+    """
+    out = []
+    for config, g in frame.sort_values("night").groupby("config", sort=True):
+        use = column if g[column].notna().sum() >= g["cand_mean"].notna().sum() else "cand_mean"
+        g = g[g[use].notna()]
+        cp = change_point(g[use].to_numpy(dtype=float), min_change=min_change)
+        if cp:
+            out.append({"config": config, "series": use, "night": g["night"].iloc[cp["index"]],
+                        **{k: cp[k] for k in ("kind", "before", "after", "change")},
+                        "nights": len(g)})
+    return pd.DataFrame(out, columns=["config", "series", "night", "kind", "before", "after",
+                                      "change", "nights"])
