@@ -348,7 +348,7 @@ def _fmt_ratio(s: dict[str, Any]) -> str:
 def _fmt_us(v: float) -> str:
     if not math.isfinite(v):
         return "–"
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+    return f"{v:,.0f}" if v >= 100 else f"{v:#.3g}"  # '#': 0.290, not 0.29, so columns align
 
 
 # ---------------------------------------------------------------- rendering

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Benchmark of `perfsuite report`: build time for the default matrix (8 configs x 5 runs).
+
+    .venv/bin/python benchmarks/bench_report.py [--runs DIR] [--repeat 7] [--out benchmarks/RESULTS-report.md]
+
+1. Input: --runs DIR (e.g. the committed runs/), or by default a tree of 8 configurations x 5
+   repetitions in a temporary directory, each file a REAL fio-3.x JSON output (host fio, null
+   engine, 300 ms per run; the committed fio fixtures when fio is missing) with a schema-1
+   meta.json beside it.
+2. Cold: the wall time of the whole command in a fresh process (`python -m perfsuite.cli report
+   DIR -o OUT`), imports included: what a user or CI waits for. Median of --repeat.
+3. Warm: inside one process, after the imports, the stages of a build (load the runs, figures
+   + context, render + write), median of --repeat: what is left to optimise besides imports.
+Goal (issue 7): < 5 s cold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+FIXTURES = ["fio3-randread-null.json", "fio3-null-2jobs-jsonplus.json", "fio3-numjobs3.json",
+            "fio3-randread-null-jsonplus.json"]
+
+
+def make_tree(root: Path, reps: int = 5) -> Path:
+    """8 configs (smp 1/4 x dataplane x mq) x reps real fio outputs + meta.json."""
+    i = 0
+    for smp in (1, 4):
+        for dp in (True, False):
+            for mq in (True, False):
+                name = f"v4-smp-{smp}-{'dataplane' if dp else 'no-dataplane'}{'' if mq else '-no-mq'}"
+                d = root / name
+                d.mkdir(parents=True)
+                for rep in range(1, reps + 1):
+                    (d / f"{rep}.json").write_bytes(_fio_output(i))
+                    i += 1
+                    nq = max(smp, 2) if mq else 1
+                    meta = {"schema": 1, "name": name, "rep": rep, "boot": 1,
+                            "config": {"label": "v4", "smp": smp, "num_queues": nq, "dataplane": dp,
+                                       "iothreads": int(dp), "backend": "null-co", "pin": False, "machine": "q35"},
+                            "qemu_argv": ["qemu-system-x86_64", "-smp", str(smp), "-device",
+                                          f"virtio-blk-pci,drive=d0,num-queues={nq}"],
+                            "accel": "tcg", "versions": {"qemu": "7.2", "host_fio": "fio-3.33"},
+                            "host": {"hostname": "bench", "cpu_model": "?", "cpus": os.cpu_count()},
+                            "guest": {"cpus_online": smp, "queues": nq}, "mismatch": [], "status": "ok"}
+                    (d / f"{rep}.meta.json").write_text(json.dumps(meta))
+                    (d / f"{rep}.log").write_text("guest console\n")
+    return root
+
+
+def _fio_output(i: int) -> bytes:
+    if shutil.which("fio"):
+        args = ["fio", "--name=j", "--ioengine=null", "--size=64M", "--rw=randread", "--bs=4k", "--runtime=300ms",
+                "--time_based", "--output-format=json", f"--numjobs={1 + i % 3}", "--iodepth=32"]
+        return subprocess.run(args, capture_output=True, check=True, cwd=tempfile.gettempdir()).stdout
+    return (REPO / "tests" / "data" / "fio" / FIXTURES[i % len(FIXTURES)]).read_bytes()
+
+
+def cold(runs: Path, out: Path, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "perfsuite.cli", "report", str(runs), "-o", str(out)],
+                       check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def warm(runs: Path, out: Path, repeat: int) -> dict[str, list[float]]:
+    from perfsuite.commands.report import job_text, scan_files
+    from perfsuite.fsutil import atomic_write_text
+    from perfsuite.report import html
+    from perfsuite.results import load_runs
+
+    stages: dict[str, list[float]] = {"load runs + files": [], "figures + context": [], "render + write": []}
+    for _ in range(repeat + 1):  # the first round warms imports and caches; not counted
+        t0 = time.perf_counter()
+        frame = load_runs(runs).frame
+        files = scan_files([runs])
+        t1 = time.perf_counter()
+        ctx = html.build_context(frame, files, out, sources=[str(runs)],
+                                 jobs={n: job_text(r) for n, r in files.items()})
+        t2 = time.perf_counter()
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "index.html", html.render(ctx))
+        t3 = time.perf_counter()
+        for k, dt in zip(stages, (t1 - t0, t2 - t1, t3 - t2)):
+            stages[k].append(dt)
+    return {k: v[1:] for k, v in stages.items()}
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import matplotlib
+    import pandas
+
+    load = os.getloadavg()
+    return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
+            f"matplotlib {matplotlib.__version__}, pandas {pandas.__version__}; load average at start "
+            f"{load[0]:.2f} (other work on the machine slows every figure)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=Path, help="runs tree to report on (default: a generated 8 x 5 tree)")
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS-report.md")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    try:
+        runs = args.runs or make_tree(tmp / "runs")
+        n_files = sum(1 for p in runs.rglob("*.json") if not p.name.endswith(".meta.json"))
+        host = machine()
+        c = cold(runs, tmp / "cold", args.repeat)
+        w = warm(runs, tmp / "warm", args.repeat)
+        size = (tmp / "cold" / "index.html").stat().st_size
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = statistics.median(c)
+    lines = [
+        "# `perfsuite report` build time",
+        "",
+        f"Input: {'`' + str(args.runs) + '`' if args.runs else 'generated tree, 8 configurations x 5 real fio outputs'}"
+        f" ({n_files} result files). Page size: {size / 1024:.0f} KiB (figures inline).",
+        f"Machine: {host}.",
+        f"Command: `.venv/bin/python benchmarks/bench_report.py{' --runs ' + str(args.runs) if args.runs else ''} "
+        f"--repeat {args.repeat}`.",
+        "",
+        "| measure | median (s) | min (s) | max (s) |",
+        "|---|---:|---:|---:|",
+        f"| cold: whole command in a new process | {med:.2f} | {min(c):.2f} | {max(c):.2f} |",
+        *[f"| warm: {k} | {statistics.median(v):.3f} | {min(v):.3f} | {max(v):.3f} |" for k, v in w.items()],
+        "",
+        f"Goal: < 5 s cold for the default matrix x 5 runs: **{'met' if med < 5 else 'NOT met'}** "
+        f"(median {med:.2f} s of {args.repeat}).",
+        "The rest of a cold build is imports (pandas, matplotlib, scipy.special), paid once per process.",
+        "",
+    ]
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
