@@ -167,7 +167,7 @@ def main() -> None:
         t_ours, t_naive = statistics.median(ours), statistics.median(naive)
 
         small = tmp / "small"
-        for i, name in enumerate(["v4-smp-4-dataplane", "v4-smp-4-no-dataplane", "v4-smp-1-dataplane"]):
+        for i, name in enumerate(["fixtures-a", "fixtures-b", "fixtures-c"]):
             (small / name).mkdir(parents=True)
             for rep in range(3):
                 shutil.copy(REPO / "tests" / "data" / "fio" / SMALL[(i + rep) % len(SMALL)], small / name / f"{rep + 1}.json")
@@ -189,7 +189,8 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}; Python {platform.python_version()}, "
         f"pandas {pandas.__version__}, orjson {orjson.__version__}; {platform.system()} {platform.release()}. "
-        "Pinned to one CPU.",
+        f"Pinned to one CPU. Load average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "(1/5/15 min; the machine is shared, so absolute times are noisy; the side-by-side ratio less so).",
         "",
         f"## Parse + aggregate {args.files:,} fio json+ files (~{size / args.files / 1024:.0f} KiB each, "
         f"{args.files // 20} names x 20 runs), median of {args.repeat} rounds, warm page cache",
@@ -212,7 +213,7 @@ def main() -> None:
         "",
         "matplotlib, scipy and jinja2 are not imported on either path (scipy only for `--error ci95`).",
         "",
-        "Output of the small tree:",
+        "Output of the small tree (real fio 3.33 outputs from tests/data/fio, mixed on purpose):",
         "",
         "```",
         table.rstrip(),
