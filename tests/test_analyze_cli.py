@@ -191,3 +191,11 @@ def test_shim_missing_dir_has_no_traceback(tmp_path):
     assert p.returncode == 2
     errs = [line for line in p.stderr.splitlines() if not line.startswith("import time:")]
     assert errs == [f"error: runs directory '{tmp_path / 'nope'}' does not exist"]
+
+
+def test_ascii_only_output_falls_back_to_plus_minus(runs):
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    p = subprocess.run([sys.executable, str(REPO / "analyze.py"), str(runs)], capture_output=True, env=env,
+                       timeout=60)
+    assert p.returncode == 0 and p.stderr == b""
+    assert p.stdout.splitlines()[1].decode("ascii").split()[2] == "+-"

@@ -92,7 +92,11 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
     if summary.empty:
         raise BadInput(f"no run under {runs_dir!r} has {metric} data")
     text = render(summary, fmt, label=METRICS[metric][1], show_n=show_n, metric=metric, error=error_kind)
-    sys.stdout.write(text)
+    try:
+        sys.stdout.write(text)
+    except UnicodeEncodeError:
+        # an ASCII-only terminal/pipe (PYTHONIOENCODING=ascii, odd locales): keep the table
+        sys.stdout.write(text.replace("±", "+-").encode("ascii", "replace").decode("ascii"))
     sys.stdout.flush()
     if check:
         _run_checks(frame)
