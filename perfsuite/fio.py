@@ -21,8 +21,6 @@ from typing import Any
 
 import orjson
 
-DIRECTIONS = ("read", "write", "trim")
-
 # The record parse() returns; results.py turns a list of them into DataFrame columns.
 FIELDS = (
     "iops", "read_iops", "write_iops", "trim_iops", "read_bw_kib", "write_bw_kib",
@@ -114,8 +112,9 @@ def _load_noisy(data: bytes, first_error: Exception) -> Any:
             return orjson.loads(chunk)
         except orjson.JSONDecodeError:
             pass
-        # Slow path, rare: trailing text containing '}', bare nan/inf, integers beyond
-        # 64 bits (orjson refuses them, the standard library does not).
+        # Slow path, rare: trailing text containing '}', bare nan/inf, numbers beyond a
+        # double (orjson refuses them; the standard library reads them as inf or int and
+        # the checks in extract() reject them where they matter).
         try:
             text = _NONFINITE.sub(_nonfinite_repl, chunk).decode("utf-8", "replace")
             obj, _ = json.JSONDecoder().raw_decode(text)
@@ -148,7 +147,6 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
     dir_iops = {"read": 0.0, "write": 0.0, "trim": 0.0}
     bw = {"read": 0.0, "write": 0.0}
     total = 0.0
-    lat_w = 0.0
     lat_sum = {"mean": 0.0, "p50": 0.0, "p99": 0.0, "p999": 0.0}
     lat_wsum = {"mean": 0.0, "p50": 0.0, "p99": 0.0, "p999": 0.0}
     runtime_ms = math.nan
@@ -198,7 +196,6 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
                 w = st.get("total_ios")
                 w = float(w) if _is_num(w) and w > 0 else iops
                 _add_latency(st, w, lat_sum, lat_wsum)
-                lat_w += w
         if not seen:
             raise FioParseError(f"jobs[{i}] has no read/write/trim section")
         jr = job.get("job_runtime")
