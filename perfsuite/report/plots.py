@@ -73,6 +73,19 @@ def si(v: float, _pos: object = None) -> str:
     return f"{v:.3g}"
 
 
+def wrap(label: str, width: int) -> str:
+    """Break a long configuration name at its dashes so tick labels do not run into each other."""
+    lines, cur = [], ""
+    for part in label.split("-"):
+        piece = part if not cur else "-" + part
+        if cur and len(cur) + len(piece) > width:
+            lines.append(cur + "-")
+            cur = part
+        else:
+            cur += piece
+    return "\n".join([*lines, cur])
+
+
 def variant_color(dataplane: object, mq: object) -> str:
     return VARIANT_COLORS.get((dataplane, mq), OTHER_COLOR)
 
@@ -113,27 +126,34 @@ def iops_bars(bars) -> bytes:
     import matplotlib as mpl
 
     groups = list(dict.fromkeys(bars["group"]))
-    variants = sorted(
-        dict.fromkeys(zip(bars["dataplane"], bars["mq"])),
-        key=lambda v: list(VARIANT_COLORS).index(v) if v in VARIANT_COLORS else 99,
-    )
-    width = 0.8 / max(len(variants), 1)
+    rank = {v: i for i, v in enumerate(VARIANT_COLORS)}
+    variants = sorted(dict.fromkeys(zip(bars["dataplane"], bars["mq"])), key=lambda v: rank.get(v, 99))
+    width = 0.8 / max(bars.groupby("group", sort=False).size().max(), 1)
+    # Bars of a group sit side by side, centred on the group's tick, whatever variants it has
+    # (a group without a no-mq run leaves no gap).
+    x = {}
+    for gi, g in enumerate(groups):
+        members = sorted((i for i in bars.index if bars.at[i, "group"] == g),
+                         key=lambda i: rank.get((bars.at[i, "dataplane"], bars.at[i, "mq"]), 99))
+        for k, i in enumerate(members):
+            x[i] = gi + (k - (len(members) - 1) / 2) * width
     with mpl.rc_context(STYLE):
         fig = _figure(WIDTH, 4.6)
         ax = fig.subplots()
         annotate = len(bars) <= 16
-        for vi, variant in enumerate(variants):
+        for variant in variants:
             sub = bars[[(d, m) == variant for d, m in zip(bars["dataplane"], bars["mq"])]]
-            xs = [groups.index(g) + (vi - (len(variants) - 1) / 2) * width for g in sub["group"]]
+            xs = [x[i] for i in sub.index]
+            # NaN (a single run) draws no error bar at all, rather than a misleading zero-width one
             yerr = [(sub["mean"] - sub["lo"]).clip(lower=0), (sub["hi"] - sub["mean"]).clip(lower=0)]
             label = VARIANT_LABELS.get(variant, "other")
             ax.bar(xs, sub["mean"], width * 0.92, color=variant_color(*variant), label=label,
                    yerr=yerr, capsize=3, error_kw={"elinewidth": 1, "ecolor": "#222"}, zorder=2)
             if annotate:
-                for x, top, mean in zip(xs, sub["hi"].fillna(sub["mean"]), sub["mean"]):
-                    ax.annotate(si(mean), (x, top), xytext=(0, 3), textcoords="offset points",
+                for xx, top, mean in zip(xs, sub["hi"].fillna(sub["mean"]), sub["mean"]):
+                    ax.annotate(si(mean), (xx, top), xytext=(0, 3), textcoords="offset points",
                                 ha="center", va="bottom", fontsize=8, color="#333")
-        ax.set_xticks(range(len(groups)), [text(g) for g in groups])
+        ax.set_xticks(range(len(groups)), [wrap(text(g), max(10, 110 // max(len(groups), 1))) for g in groups])
         ax.grid(axis="x", visible=False)
         ax.set_axisbelow(True)
         ax.yaxis.set_major_formatter(FuncFormatter(si))
