@@ -203,7 +203,8 @@ class Boot:
         code = None
         if self.qemu is not None:
             if status == "ok" and self.qemu.poll() is None:
-                self.qemu.wait(grace)
+                # the guest wrote `done`: it powers off within a second, or never (poweroff=false)
+                self.qemu.wait(min(grace, 5.0) if self.done() else grace)
             code = self.qemu.stop(timeout=5.0)
         return BootResult(status, error, code, self.device, self.pinned)
 
