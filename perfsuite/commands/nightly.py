@@ -1,0 +1,234 @@
+"""`perfsuite nightly` (baseline vs candidate QEMU, interleaved) and `perfsuite history`.
+
+Exit status of nightly: 0 no regression, 1 regression, 2 error (one line, no traceback),
+130 interrupted (runs already written are kept).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+_NIGHTLY_EPILOG = """\b
+Outputs (RESULTS_DIR/nights/NIGHT/): summary.md, junit.xml, compare.json, report/index.html;
+history: RESULTS_DIR/history.sqlite (one row per night x configuration).
+\b
+Example (cron, 02:00 every night):
+  0 2 * * *  cd /srv/perfsuite && .venv/bin/perfsuite nightly --matrix jobs/matrix.toml \\
+      --baseline-qemu /opt/qemu-release/bin/qemu-system-x86_64 \\
+      --candidate-qemu /opt/qemu-master/bin/qemu-system-x86_64 --results-dir nightly
+"""
+
+
+class BadInput(Exception):
+    pass
+
+
+def _fail(cmd: str, msg: str, code: int = 2) -> None:
+    click.echo(f"perfsuite {cmd}: error: {msg}", err=True)
+    sys.exit(code)
+
+
+@click.command(epilog=_NIGHTLY_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--baseline-qemu", required=True, metavar="PATH", help="QEMU binary of the reference build.")
+@click.option("--candidate-qemu", required=True, metavar="PATH", help="QEMU binary of the build under test.")
+@click.option("--baseline-label", default="baseline", show_default=True)
+@click.option("--candidate-label", default="candidate", show_default=True)
+@click.option("--matrix", default="jobs/matrix.toml", show_default=True, help="Matrix file (TOML).")
+@click.option("--only", multiple=True, metavar="GLOB", help="Only configurations whose name matches (repeatable).")
+@click.option("--results-dir", default="nightly", show_default=True, help="History database and per-night outputs.")
+@click.option("--runs-dir", help="Where runs go (baseline/ and candidate/ inside). Default: RESULTS_DIR/nights/NIGHT/runs.")
+@click.option("--night", help="Night id (default: today's UTC date). Re-running a night replaces it in the history.")
+@click.option("--repeat", default=5, show_default=True, type=click.IntRange(2), help="Pairs (A, B) per configuration.")
+@click.option("--sequential", is_flag=True, help="Add pairs until Wald's SPRT decides (at least --repeat, at most --max-repeat).")
+@click.option("--max-repeat", default=30, show_default=True, type=click.IntRange(2))
+@click.option("--runtime", type=click.IntRange(1), help="fio runtime, seconds (overrides the matrix).")
+@click.option("--ramp", type=click.IntRange(0), help="fio ramp_time, seconds (overrides the matrix).")
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
+@click.option("--timeout", type=click.FloatRange(1), help="Seconds allowed per repetition.")
+@click.option("--retries", default=1, show_default=True, type=click.IntRange(0))
+@click.option("--threshold", default="5%", show_default=True, help="Smallest change that counts (0.05 or 5%).")
+@click.option("--test", type=click.Choice(["welch", "mannwhitney"]), default="welch", show_default=True)
+@click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
+@click.option("--metric", default="iops", show_default=True)
+@click.option("--throttle-iops", type=click.IntRange(1), metavar="N",
+              help="Run the candidate behind a throttle-group limit of N IOPS (injects a known regression).")
+@click.option("--summary", "summary_copy", type=click.Path(dir_okay=False), help="Also write the markdown summary here.")
+@click.option("--junit", "junit_copy", type=click.Path(dir_okay=False), help="Also write the JUnit XML here.")
+@click.option("--html/--no-html", default=True, show_default=True, help="HTML report via `perfsuite report`.")
+def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, only, results_dir,
+            runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
+            threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> None:
+    """Run the matrix for a baseline and a candidate QEMU, interleaved; compare; record."""
+    try:
+        code = _nightly(**locals())
+    except BadInput as exc:
+        _fail("nightly", str(exc))
+    except KeyboardInterrupt:
+        try:
+            from perfsuite.qemu.machine import kill_all
+            kill_all()  # only the guests this process started
+        except Exception:  # noqa: BLE001
+            pass
+        _fail("nightly", "interrupted; completed repetitions are kept", 130)
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
+        _fail("nightly", f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)")
+    sys.exit(code)
+
+
+def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, only, results_dir,
+             runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
+             threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> int:
+    from perfsuite import nightly as N
+    from perfsuite.commands.compare import BadInput as CmpBadInput, parse_threshold
+    from perfsuite.config import ConfigError, host_memory_mb, load_matrix, select, validate
+    from perfsuite.fsutil import atomic_write_text
+    from perfsuite.history import HistoryError
+    from perfsuite.qemu.features import probe
+
+    try:
+        thr = parse_threshold(threshold)
+    except CmpBadInput as exc:
+        raise BadInput(str(exc)) from None
+    if baseline_label == candidate_label:
+        raise BadInput("--baseline-label and --candidate-label must differ")
+    night = night or N.night_id()
+    results = Path(results_dir)
+    runs = Path(runs_dir) if runs_dir else results / "nights" / night / "runs"
+    if throttle_iops:
+        candidate_qemu = str(N.throttle_wrapper(candidate_qemu, throttle_iops,
+                                                results / "nights" / night / "qemu-throttled"))
+    try:
+        sides = []
+        for qemu, label in ((baseline_qemu, baseline_label), (candidate_qemu, candidate_label)):
+            over = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}
+            sides.append(select(load_matrix(matrix, over), only))
+        validate(sides[0] + sides[1], probe=probe, host_mem_mb=host_memory_mb())
+        pairs = N.pair_configs(*sides)
+    except (ConfigError, N.NightlyError) as exc:
+        raise BadInput(str(exc)) from None
+
+    from perfsuite.qemu.machine import install_signal_handlers
+    from perfsuite.runner import RunOptions, Runner, RunnerError, run_config
+
+    install_signal_handlers()
+    runner = Runner(options=RunOptions(accel=accel, timeout=timeout, retries=retries),
+                    on_event=lambda kind, **d: _event(kind, d))
+
+    def run_one(c, d, reps):
+        return run_config(c, d, reps, runner)
+
+    opts = N.NightlyOptions(repeat=repeat, sequential=sequential, max_repeat=max_repeat,
+                            threshold=thr, test=test, correction=correction, metric=metric)
+    try:
+        res = N.run_night(pairs, results, runs, opts, run_one, night=night, html=html,
+                          log=lambda m: click.echo(m, err=True))
+    except (N.NightlyError, HistoryError, RunnerError) as exc:
+        raise BadInput(str(exc)) from None
+    from perfsuite.compare import render_table
+
+    click.echo(render_table(res.comparison), nl=False)
+    for w in res.warnings + res.failures:
+        click.echo(f"warning: {w}", err=True)
+    if res.changes is not None and len(res.changes):
+        for r in res.changes.itertuples():
+            click.echo(f"change point: {r.config}: {r.kind} from night {r.night} ({r.change:+.1%})", err=True)
+    for kind, copy in (("summary", summary_copy), ("junit", junit_copy)):
+        if copy:
+            atomic_write_text(copy, res.outputs[kind].read_text())
+    click.echo("outputs: " + ", ".join(str(p) for p in res.outputs.values()), err=True)
+    return res.exit_code
+
+
+def _event(kind: str, data: dict) -> None:
+    if kind == "rep":
+        click.echo(f"  {data.get('name')} #{data.get('rep')}: {data.get('status')}"
+                   + (f" ({data['error']})" if data.get("error") else ""), err=True)
+    elif kind == "note":
+        click.echo(f"  {data.get('text')}", err=True)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--results-dir", default="nightly", show_default=True, help="Where history.sqlite lives.")
+@click.option("--db", type=click.Path(dir_okay=False), help="The history database itself (overrides --results-dir).")
+@click.option("--metric", default="iops", show_default=True)
+@click.option("--config", "configs", multiple=True, metavar="NAME", help="Show this configuration's nights (repeatable).")
+@click.option("--min-change", default="1%", show_default=True, help="Ignore change points smaller than this.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def history(results_dir, db, metric, configs, min_change, fmt) -> None:
+    """List the stored nights and name change points (steps, and the first night of a creep)."""
+    try:
+        sys.exit(_history(results_dir, db, metric, configs, min_change, fmt))
+    except BadInput as exc:
+        _fail("history", str(exc))
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
+        _fail("history", f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)")
+
+
+def _history(results_dir, db, metric, configs, min_change, fmt) -> int:
+    import json
+
+    from perfsuite import history as H
+    from perfsuite.commands.compare import BadInput as CmpBadInput, parse_threshold
+    from perfsuite.compare import resolve_metric
+
+    path = Path(db) if db else Path(results_dir) / H.FILENAME
+    if not path.is_file():
+        raise BadInput(f"no history database at {path} (run `perfsuite nightly` first)")
+    try:
+        mc = parse_threshold(min_change)
+    except CmpBadInput as exc:
+        raise BadInput(str(exc).replace("--threshold", "--min-change")) from None
+    try:
+        conn = H.open_history(path)
+    except H.HistoryError as exc:
+        raise BadInput(str(exc)) from None
+    try:
+        col = resolve_metric(metric)
+    except Exception:  # noqa: BLE001 - a results column name given directly
+        col = metric
+    nights, res = H.nights(conn), H.results(conn, col)
+    conn.close()
+    changes = H.detect(res, min_change=mc)
+    if fmt == "json":
+        doc = {"nights": json.loads(nights.to_json(orient="records")),
+               "change_points": json.loads(changes.to_json(orient="records"))}
+        if configs:
+            doc["results"] = json.loads(res[res["config"].isin(configs)].to_json(orient="records"))
+        click.echo(json.dumps(doc, indent=2))
+        return 0
+    if nights.empty:
+        click.echo("no nights recorded")
+        return 0
+    click.echo(f"{'Night':<12} {'Exit':>4} {'Regr':>4} {'Impr':>4} {'Same':>4} {'Inc':>4}  Candidate QEMU")
+    for r in nights.itertuples():
+        click.echo(f"{r.night:<12} {_i(r.exit_code):>4} {_i(r.regressions):>4} {_i(r.improvements):>4} "
+                   f"{_i(r.no_change):>4} {_i(r.inconclusive):>4}  {r.candidate_qemu_version or '?'}")
+    for name in configs:
+        rows = res[res["config"] == name]
+        click.echo(f"\n{name}:" if len(rows) else f"\n{name}: no stored nights")
+        for r in rows.itertuples():
+            click.echo(f"  {r.night}  ratio {_r(r.ratio)}  cand {_r(r.cand_mean, '.1f')}  {r.verdict}")
+    click.echo("")
+    if changes.empty:
+        click.echo(f"no change points ({len(res['config'].unique())} configurations, metric {col})")
+    for r in changes.itertuples():
+        first = "first night of a creep" if r.kind == "creep" else "step"
+        click.echo(f"change point: {r.config}: {first} {r.night}, {r.change:+.1%} "
+                   f"({r.before:.3f} -> {r.after:.3f}, {r.series}, {r.nights} nights)")
+    return 0
+
+
+def _i(v) -> str:
+    return "-" if v is None or v != v else str(int(v))
+
+
+def _r(v, fmt: str = ".3f") -> str:
+    return "n/a" if v is None or v != v else format(v, fmt)

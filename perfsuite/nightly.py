@@ -1,0 +1,283 @@
+"""The nightly procedure: baseline vs candidate QEMU, interleaved, compared, remembered.
+
+    for each configuration of the matrix:
+        A1 B1 A2 B2 ... (baseline, candidate, alternating; one boot per repetition)
+    compare (perfsuite.compare)  ->  history (perfsuite.history)  ->  summary.md, junit.xml,
+    compare.json, report/index.html (when `perfsuite report` is available); exit 0/1/2.
+
+Why interleaved: a host that slows down during the night (thermal, a neighbour, a backup
+job) then hurts A and B of a configuration alike instead of posing as a regression.
+Why one boot per repetition: boot-to-boot variation is real and must be in the spread.
+
+Sequential mode (`sequential=True`): after `stats.sequential_test`'s minimum of 4 pairs, a
+configuration stops as soon as Wald's SPRT decides ("change" or "no change") or at
+`max_repeat` pairs; the final verdicts still come from `compare` over every run made.
+
+The runner is called through `run_one(config, runs_dir, reps)`, by default
+`perfsuite.runner.run_config` with one shared `Runner` (KVM probed once); tests pass a
+function that writes synthetic runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from perfsuite import stats
+
+RunOne = Callable[..., object]
+
+
+class NightlyError(Exception):
+    """The night cannot be run or compared (exit 2); the message says why."""
+
+
+@dataclass
+class NightlyOptions:
+    repeat: int = 5
+    sequential: bool = False
+    max_repeat: int = 30
+    threshold: float = 0.05
+    test: str = "welch"
+    correction: str = "holm"
+    metric: str = "iops"
+    alpha: float = 0.05
+    seq_alpha: float = 0.01
+    seq_beta: float = 0.10
+
+
+@dataclass
+class NightResult:
+    night: str
+    comparison: object  # perfsuite.compare.Comparison
+    exit_code: int
+    outputs: dict[str, Path] = field(default_factory=dict)
+    stops: dict[str, tuple[str, int]] = field(default_factory=dict)  # config -> (decision, pairs)
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    changes: object = None  # pandas frame of change points over the stored history
+
+
+def night_id(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d")
+
+
+def pair_configs(base: Sequence, cand: Sequence) -> list[tuple]:
+    """Baseline and candidate configs of one matrix (same order), checked to differ only in
+    the build (label, qemu)."""
+    if len(base) != len(cand):
+        raise NightlyError(f"the matrix expands to {len(base)} baseline but {len(cand)} candidate configs")
+    pairs = []
+    for a, b in zip(base, cand):
+        same = dataclasses.replace(b, label=a.label, qemu=a.qemu, name=a.name)
+        if same != a:
+            raise NightlyError(f"configs {a.name} and {b.name} differ beyond the QEMU build")
+        pairs.append((a, b))
+    if len({a.name for a, _ in pairs} | {b.name for _, b in pairs}) != 2 * len(pairs):
+        raise NightlyError("baseline and candidate run names collide; give the builds different labels")
+    return pairs
+
+
+def _values(runs_dir: Path, name: str, metric: str):
+    from perfsuite.results import ResultsError, load_runs
+
+    try:
+        frame = load_runs(runs_dir, names=[name]).frame
+    except ResultsError:
+        return []
+    if "status" in frame.columns:
+        frame = frame[frame["status"].isna() | (frame["status"] == "ok")]
+    from perfsuite.compare import CompareError, resolve_metric
+
+    try:
+        col = resolve_metric(metric, frame)
+    except CompareError:
+        return []
+    return frame[col].dropna().to_list() if col in frame.columns else []
+
+
+def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: NightlyOptions,
+              run_one: RunOne, log: Callable[[str], None] = lambda m: None):
+    """Run each config's pairs interleaved (A1 B1 A2 B2 ...). Returns ({config: (decision,
+    pairs)}, [failure strings])."""
+    stops: dict[str, tuple[str, int]] = {}
+    failures: list[str] = []
+    cap = max(opts.max_repeat, opts.repeat) if opts.sequential else opts.repeat
+    for a, b in pairs:
+        decision = "fixed"
+        rep = 0
+        for rep in range(1, cap + 1):
+            for c, d in ((a, base_dir), (b, cand_dir)):
+                for o in run_one(c, d, [rep]) or []:
+                    if getattr(o, "status", "ok") not in ("ok", "skipped"):
+                        failures.append(f"{c.name} #{o.rep}: {o.status}: {o.error}")
+            if opts.sequential and rep >= 4:
+                va, vb = _values(base_dir, a.name, opts.metric), _values(cand_dir, b.name, opts.metric)
+                if min(len(va), len(vb)) >= 2:
+                    # Two-sided: the stop does not care which direction is "better".
+                    seq = stats.sequential_test(stats.pack([va]), stats.pack([vb]), opts.threshold,
+                                                opts.seq_alpha, opts.seq_beta, n_min=4, n_max=cap)
+                    decision = str(seq.decision[0])
+                    if decision != stats.SEQ_CONTINUE and rep >= opts.repeat:
+                        break
+        stops[a.name] = (decision, rep)
+        log(f"{a.name} / {b.name}: {rep} pair(s){'' if decision == 'fixed' else f', sequential: {decision}'}")
+    return stops, failures
+
+
+def night_info(base_frame, cand_frame, started: str, finished: str, labels: tuple[str, str]) -> dict:
+    def one(frame, col):
+        if col not in frame.columns:
+            return None
+        vals = sorted({str(v) for v in frame[col].dropna()})
+        return ", ".join(vals) or None
+
+    return {"started": started, "finished": finished,
+            "host": one(base_frame, "host") or socket.gethostname(),
+            "baseline_label": labels[0], "candidate_label": labels[1],
+            "baseline_qemu_version": one(base_frame, "qemu_version"),
+            "candidate_qemu_version": one(cand_frame, "qemu_version")}
+
+
+def summary_markdown(night: str, comparison, info: dict, stops: dict, failures: list[str],
+                     changes) -> str:
+    """The night's markdown summary (pure)."""
+    from perfsuite.compare import render_markdown
+
+    verdict = "REGRESSION" if comparison.exit_code else "no regression"
+    lines = [f"# perfsuite nightly {night}: {verdict}", "",
+             f"- baseline: `{info.get('baseline_label')}` (QEMU {info.get('baseline_qemu_version') or '?'})",
+             f"- candidate: `{info.get('candidate_label')}` (QEMU {info.get('candidate_qemu_version') or '?'})",
+             f"- host: {info.get('host')}; {info.get('started')} .. {info.get('finished')}", ""]
+    lines.append(render_markdown(comparison))
+    if stops and any(d != "fixed" for d, _ in stops.values()):
+        lines += ["## Sequential stops", ""]
+        lines += [f"- {name}: {d} after {n} pair(s)" for name, (d, n) in stops.items()]
+        lines.append("")
+    if failures:
+        lines += ["## Failed repetitions", ""] + [f"- {f}" for f in failures] + [""]
+    if changes is not None and len(changes):
+        lines += ["## Change points over the stored nights", ""]
+        for r in changes.itertuples():
+            lines.append(f"- {r.config}: {r.kind} from night {r.night} ({r.change:+.1%} over "
+                         f"{r.nights} nights, series {r.series})")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_html(base_dir: Path, cand_dir: Path, db_path: Path, out: Path) -> str | None:
+    """`perfsuite report` on the night, as a subprocess (its failure never changes the
+    verdict). Returns a warning, or None on success."""
+    import importlib.util
+
+    if importlib.util.find_spec("perfsuite.report.html") is None:
+        return "no HTML report: perfsuite.report.html is not available"
+    base = [sys.executable, "-m", "perfsuite.cli", "report", str(base_dir), str(cand_dir),
+            "--baseline", str(base_dir), "--candidate", str(cand_dir), "-o", str(out)]
+    last = ""
+    for extra in (["--history", str(db_path)], []):  # without history if that part is missing
+        try:
+            p = subprocess.run(base + extra, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"no HTML report: {exc}"
+        if p.returncode == 0:
+            return None
+        last = (p.stderr or p.stdout).strip().splitlines()[-1:] or [f"exit {p.returncode}"]
+        last = last[0]
+    return f"no HTML report: {last}"
+
+
+def throttle_wrapper(qemu: str, iops: int, path: Path) -> Path:
+    """An executable that runs `qemu` with the benchmark disk behind a throttle group.
+
+    It rewrites the runner's argv: the disk's -blockdev node is renamed and a `throttle`
+    filter node (throttle-group with x-iops-total=iops) takes its name, so the device line
+    is untouched. A way to inject a known regression into a nightly (and the end-to-end
+    test's candidate build) without any change to the runner.
+    """
+    from perfsuite.qemu.argv import NODE
+
+    real = os.path.abspath(qemu) if os.sep in qemu else qemu
+    script = f"""#!{sys.executable}
+# perfsuite throttle wrapper: {real} with the disk limited to {int(iops)} IOPS.
+import os, shutil, sys
+REAL, IOPS, NODE = {real!r}, {int(iops)}, {NODE!r}
+args, out, i = sys.argv[1:], [], 0
+while i < len(args):
+    opts = args[i + 1].split(",") if args[i] == "-blockdev" and i + 1 < len(args) else []
+    if "node-name=" + NODE in opts:
+        raw = ",".join("node-name=" + NODE + "-raw" if o == "node-name=" + NODE else o for o in opts)
+        out += ["-object", "throttle-group,id=perfsuite-tg0,x-iops-total=%d" % IOPS,
+                "-blockdev", raw, "-blockdev",
+                "driver=throttle,node-name=%s,throttle-group=perfsuite-tg0,file=%s-raw" % (NODE, NODE)]
+        i += 2
+        continue
+    out.append(args[i])
+    i += 1
+exe = REAL if os.sep in REAL else shutil.which(REAL) or REAL
+os.execv(exe, [exe] + out)
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: NightlyOptions,
+              run_one: RunOne, night: str | None = None, html: bool = True,
+              log: Callable[[str], None] = lambda m: None) -> NightResult:
+    """Run, compare, record and write the night. Raises NightlyError when nothing compares."""
+    from perfsuite import history
+    from perfsuite.compare import CompareError, compare, render_json, render_junit
+    from perfsuite.fsutil import atomic_write_text
+    from perfsuite.results import ResultsError, load_runs
+
+    night = night or night_id()
+    out_dir = results_dir / "nights" / night
+    base_dir, cand_dir = runs_dir / "baseline", runs_dir / "candidate"
+    db_path = results_dir / history.FILENAME
+    db = history.open_history(db_path)  # refuse a bad history before hours of runs
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stops, failures = run_pairs(pairs, base_dir, cand_dir, opts, run_one, log)
+    finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    names_a, names_b = [a.name for a, _ in pairs], [b.name for _, b in pairs]
+    try:
+        fa = load_runs(base_dir, names=names_a)
+        fb = load_runs(cand_dir, names=names_b)
+    except ResultsError as exc:
+        raise NightlyError(f"no results to compare: {exc}") from None
+    try:
+        comp = compare(fa.frame, fb.frame, threshold=opts.threshold, test=opts.test,
+                       correction=opts.correction, metric=opts.metric, alpha=opts.alpha)
+    except CompareError as exc:
+        raise NightlyError(str(exc)) from None
+    if not len(comp.rows):
+        raise NightlyError("no configuration has results on both sides")
+    labels = (pairs[0][0].label, pairs[0][1].label)
+    info = night_info(fa.frame, fb.frame, started, finished, labels)
+    history.record_night(db, night, comp, info)
+    changes = history.detect(history.results(db, comp.params["metric"]))
+    db.close()
+    res = NightResult(night, comp, comp.exit_code, stops=stops, failures=failures,
+                      warnings=fa.warnings + fb.warnings, changes=changes)
+    outputs = {"summary": out_dir / "summary.md", "junit": out_dir / "junit.xml",
+               "json": out_dir / "compare.json"}
+    atomic_write_text(outputs["summary"], summary_markdown(night, comp, info, stops, failures, changes))
+    atomic_write_text(outputs["junit"], render_junit(comp))
+    atomic_write_text(outputs["json"], render_json(comp))
+    if html:
+        warn = write_html(base_dir, cand_dir, db_path, out_dir / "report")
+        if warn:
+            res.warnings.append(warn)
+        else:
+            outputs["html"] = out_dir / "report" / "index.html"
+    res.outputs = outputs
+    return res

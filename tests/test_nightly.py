@@ -1,0 +1,127 @@
+"""perfsuite.nightly with a fake runner that writes synthetic runs (known truth): the
+interleaving order, verdicts, outputs, history, sequential stops, the throttle wrapper."""
+
+import subprocess
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from perfsuite import history as H
+from perfsuite import nightly as N
+from perfsuite import synthetic
+from perfsuite.commands.nightly import history as history_cmd
+from perfsuite.commands.nightly import nightly as nightly_cmd
+from perfsuite.config import Config
+
+
+def pairs(smps=(1, 2)):
+    base = [Config(label="baseline", qemu="/opt/a/qemu", smp=s, runtime=2, ramp=0) for s in smps]
+    cand = [Config(label="candidate", qemu="/opt/b/qemu", smp=s, runtime=2, ramp=0) for s in smps]
+    return N.pair_configs(base, cand)
+
+
+class FakeRunner:
+    """run_one(config, runs_dir, reps): draws IOPS around truth(config), logs the call order."""
+
+    def __init__(self, truth, cv=0.03, seed=0):
+        self.truth, self.cv, self.calls = truth, cv, []
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, config, runs_dir, reps):
+        for rep in reps:
+            self.calls.append((config.name, rep))
+            synthetic.write_runs(runs_dir, config.name, self.truth(config), self.cv, 1, seed=self.rng,
+                                 config=config.to_meta(), first_rep=rep)
+        return []
+
+
+def test_pairs_must_differ_only_in_the_build():
+    a = [Config(label="x", smp=1)]
+    with pytest.raises(N.NightlyError, match="differ beyond"):
+        N.pair_configs(a, [Config(label="y", smp=2)])
+    with pytest.raises(N.NightlyError, match="collide"):
+        N.pair_configs(a, [Config(label="x", smp=1, qemu="/other")])
+
+
+def test_interleaved_order_and_an_aa_night(tmp_path):
+    fake = FakeRunner(lambda c: 1e5 * c.smp)
+    res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", N.NightlyOptions(repeat=3),
+                      fake, night="2026-03-01", html=False)
+    assert fake.calls[:6] == [("baseline-smp-1-dataplane", 1), ("candidate-smp-1-dataplane", 1),
+                              ("baseline-smp-1-dataplane", 2), ("candidate-smp-1-dataplane", 2),
+                              ("baseline-smp-1-dataplane", 3), ("candidate-smp-1-dataplane", 3)]
+    assert res.exit_code == 0 and "regression" not in set(res.comparison.rows["verdict"])
+    assert set(res.outputs) == {"summary", "junit", "json"}
+    assert res.outputs["summary"].read_text().startswith("# perfsuite nightly 2026-03-01: no regression")
+    db = H.open_history(tmp_path / "res" / H.FILENAME)
+    assert H.results(db)["base_n"].tolist() == [3, 3]
+
+
+def test_regression_night_fails_junit_and_exit(tmp_path):
+    fake = FakeRunner(lambda c: 1e5 * (0.8 if c.label == "candidate" and c.smp == 2 else 1))
+    res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", N.NightlyOptions(repeat=5),
+                      fake, night="n1", html=False)
+    assert res.exit_code == 1
+    assert dict(zip(res.comparison.rows["config"], res.comparison.rows["verdict"]))["smp-2-dataplane"] == "regression"
+    assert ET.parse(res.outputs["junit"]).getroot().get("failures") == "1"
+    assert "REGRESSION" in res.outputs["summary"].read_text()
+
+
+def test_sequential_stops_early_when_clear(tmp_path):
+    fake = FakeRunner(lambda c: 1e5 * (0.7 if c.label == "candidate" and c.smp == 2 else 1), cv=0.01)
+    opts = N.NightlyOptions(repeat=2, sequential=True, max_repeat=30)
+    res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", opts, fake, night="n1", html=False)
+    assert res.stops["baseline-smp-2-dataplane"] == ("change", 4)  # huge drop: the minimum of 4 pairs
+    decision, n = res.stops["baseline-smp-1-dataplane"]
+    assert decision == "no change" and n < 30
+    assert res.exit_code == 1
+
+
+def test_slow_creep_over_nights_is_named(tmp_path):
+    """0.5% slower every night from night 8: no night alone is a regression at first,
+    but the history names night 8 as the start of a creep."""
+    creep = {"f": 1.0}
+    fake = FakeRunner(lambda c: 1e5 * (creep["f"] if c.label == "candidate" else 1.0), cv=0.005, seed=3)
+    verdicts = []
+    for i in range(20):
+        creep["f"] = 1.0 - 0.005 * max(0, i - 7)
+        res = N.run_night(pairs((1,)), tmp_path / "res", tmp_path / f"runs{i}", N.NightlyOptions(repeat=4),
+                          fake, night=f"2026-04-{i + 1:02d}", html=False)
+        verdicts.append(res.comparison.rows["verdict"].iloc[0])
+    assert "regression" not in verdicts[:12]
+    cp = res.changes
+    assert len(cp) == 1 and cp.iloc[0]["kind"] == "creep"
+    assert abs(int(cp.iloc[0]["night"][-2:]) - 9) <= 2  # night index 8 = 2026-04-09
+    r = CliRunner().invoke(history_cmd, ["--results-dir", str(tmp_path / "res")])
+    assert r.exit_code == 0 and "first night of a creep" in r.output and "2026-04-20" in r.output
+
+
+def test_throttle_wrapper_rewrites_only_the_disk(tmp_path):
+    from perfsuite.qemu.argv import build_argv
+
+    fake_qemu = tmp_path / "qemu"
+    fake_qemu.write_text("#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done\n")
+    fake_qemu.chmod(0o755)
+    wrapper = N.throttle_wrapper(str(fake_qemu), 1234, tmp_path / "w" / "qemu-throttled")
+    argv = build_argv(Config(smp=2), ["-kernel", "k"], tmp_path, accel="tcg")
+    out = subprocess.run([str(wrapper)] + argv[1:], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert "throttle-group,id=perfsuite-tg0,x-iops-total=1234" in out
+    assert "driver=throttle,node-name=disk0,throttle-group=perfsuite-tg0,file=disk0-raw" in out
+    assert any(a.startswith("driver=null-co,node-name=disk0-raw,") for a in out)
+    assert [a for a in out if a.startswith("virtio-blk-pci")] == [a for a in argv if a.startswith("virtio-blk-pci")]
+    plain = subprocess.run([str(wrapper), "-version"], capture_output=True, text=True, check=True).stdout
+    assert plain.split() == ["-version"]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    r = CliRunner().invoke(nightly_cmd, ["--baseline-qemu", "q", "--candidate-qemu", "q",
+                                         "--matrix", str(tmp_path / "none.toml")])
+    assert r.exit_code == 2 and "error:" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(nightly_cmd, ["--baseline-qemu", "q", "--candidate-qemu", "q",
+                                         "--baseline-label", "x", "--candidate-label", "x"])
+    assert r.exit_code == 2 and "must differ" in r.output
+    (tmp_path / H.FILENAME).write_bytes(b"garbage" * 200)
+    r = CliRunner().invoke(history_cmd, ["--results-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "not an SQLite database" in r.output
