@@ -144,3 +144,24 @@ def test_guest_that_never_powers_off_is_stopped(tmp_path, image):
     out = run_config(c, tmp_path / "runs", 1, r)
     assert [(o.rep, o.status) for o in out] == [(1, "ok")]
     assert our_qemus(tmp_path) == []
+
+
+def test_sigterm_stops_guests_and_keeps_completed(tmp_path, image):
+    env = {**os.environ, "CI": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "perfsuite.cli", "run", str(CI_MATRIX),
+                             "--runs-dir", str(tmp_path / "runs"), "--repeat", "3", "--runtime", "2",
+                             "--ramp", "0", "--accel", "tcg", "--label", "term", "--only", "*-no-mq",
+                             "--work-root", str(tmp_path / "w")], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / "runs" / "term-smp-2-dataplane-no-mq" / "1.json"
+    deadline = time.monotonic() + 240
+    while not first.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), proc.stderr.read() if proc.poll() is not None else "no result in time"
+    assert our_qemus(tmp_path)  # the guest is still running repetitions 2 and 3
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert orjson.loads(first.read_bytes())["jobs"]
+    assert our_qemus(tmp_path) == []

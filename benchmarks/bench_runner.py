@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Benchmark of the runner: what `perfsuite run` costs on top of booting the guest.
+
+    .venv/bin/python benchmarks/bench_runner.py [--trials 3] [--runtime 3] [--out benchmarks/RESULTS-runner.md]
+
+All under TCG, one config (q35, -smp 2, 1 GB, null-co virtio-blk, 2 queues on an IOThread,
+the seed's job with numjobs=2 iodepth=16), interleaved trial by trial so that load from
+other processes hits every variant alike; medians reported.
+
+  floor-busybox  Debian kernel + busybox-only initramfs whose /init powers off at once
+                 (the issue's floor; built with benchmarks/bench_boot.py's helper if present)
+  raw-0rep       our guest image with a zero-repetition plan, plain QEMU (no -S, no QMP client)
+  runner-1rep    run_config(1 repetition): QMP checks, polling, copies, meta, log, shutdown
+  runner-4rep    run_config(4 repetitions in one boot)
+
+Derived:
+  per-rep overhead  = (runner-4rep - runner-1rep) / 3 - (ramp + runtime)
+  per-boot overhead = runner-1rep - (ramp + runtime) - per-rep overhead
+  ratio             = per-boot overhead / floor (busybox) and / raw-0rep (runner machinery)
+  matrix efficiency = sum(ramp + runtime) / wall, measured for a small matrix (2 configs x 3
+                      reps at --runtime) and projected for the default matrix at 60+5 s from
+                      the measured per-boot and per-rep overheads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from perfsuite.config import Config  # noqa: E402
+from perfsuite.guest import GuestPlan, ensure_image, guest_argv, write_plan  # noqa: E402
+from perfsuite.qemu.argv import build_argv  # noqa: E402
+from perfsuite.runner import RunOptions, Runner, run_config, run_matrix  # noqa: E402
+from perfsuite.runmeta import host_info  # noqa: E402
+
+
+def raw_boot(cfg: Config, image_argv: list[str], work: Path) -> float:
+    """Wall time of a plain QEMU run of `image_argv` (no QMP client, not paused)."""
+    argv = build_argv(cfg, image_argv, work, accel="tcg", paused=False)
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, timeout=300)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"raw boot exited {proc.returncode}")
+    return wall
+
+
+def floor_argv(tmp: Path, image) -> list[str] | None:
+    try:
+        import bench_boot  # the guest engineer's benchmark: its busybox-only floor image
+        argv, _ = bench_boot.floor_image(tmp, image.kernel)
+        return argv
+    except Exception as e:  # noqa: BLE001 - report without the busybox floor
+        print(f"(no busybox floor: {e})", file=sys.stderr)
+        return None
+
+
+def timed_run(cfg: Config, reps: int, image, root: Path) -> float:
+    runs = Path(tempfile.mkdtemp(dir=root, prefix="runs-"))
+    r = Runner(options=RunOptions(accel="tcg", work_root=str(root)), image=image)
+    t0 = time.monotonic()
+    out = run_config(cfg, runs, reps, r)
+    wall = time.monotonic() - t0
+    if any(o.status != "ok" for o in out):
+        raise RuntimeError(f"bench run failed: {out}")
+    shutil.rmtree(runs)
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trials", type=int, default=3)
+    ap.add_argument("--runtime", type=int, default=3)
+    ap.add_argument("--ramp", type=int, default=1)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "RESULTS-runner.md"))
+    a = ap.parse_args()
+    image = ensure_image(log=lambda m: print(m, file=sys.stderr))
+    job = str(REPO / "jobs" / "fio.job")
+    cfg = Config(label="bench", smp=2, iodepth=16, runtime=a.runtime, ramp=a.ramp, fio_job=job)
+    fio_s = a.runtime + a.ramp
+    root = Path(tempfile.mkdtemp(prefix="perfsuite-bench-runner-"))
+    t: dict[str, list[float]] = {k: [] for k in ("floor-busybox", "raw-0rep", "runner-1rep", "runner-4rep")}
+    try:
+        floor = floor_argv(root, image)
+        for i in range(a.trials):
+            if floor:
+                t["floor-busybox"].append(raw_boot(cfg, floor, root))
+            w = Path(tempfile.mkdtemp(dir=root, prefix="raw-"))
+            write_plan(w, GuestPlan(repetitions=[], fio_job="job.fio"))
+            t["raw-0rep"].append(raw_boot(cfg, guest_argv(image, w), w))
+            t["runner-1rep"].append(timed_run(cfg, 1, image, root))
+            t["runner-4rep"].append(timed_run(cfg, 4, image, root))
+            print(f"trial {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in t.items() if v),
+                  file=sys.stderr)
+        # a small matrix: 2 configs x 3 repetitions, as `perfsuite run` would do it
+        mcfgs = [cfg, Config(label="bench", smp=2, num_queues=1, iodepth=16, runtime=a.runtime,
+                             ramp=a.ramp, fio_job=job)]
+        runs = root / "matrix-runs"
+        r = Runner(options=RunOptions(repeat=3, accel="tcg", work_root=str(root)), image=image)
+        t0 = time.monotonic()
+        out = run_matrix(mcfgs, runs, r)
+        matrix_wall = time.monotonic() - t0
+        assert all(o.status == "ok" for o in out), out
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    med = {k: statistics.median(v) for k, v in t.items() if v}
+    per_rep = (med["runner-4rep"] - med["runner-1rep"]) / 3 - fio_s
+    per_boot = med["runner-1rep"] - fio_s - per_rep
+    eff_small = 6 * fio_s / matrix_wall
+    n_cfg, n_rep, fio60 = 6, 5, 65
+    eff60 = n_cfg * n_rep * fio60 / (n_cfg * per_boot + n_cfg * n_rep * (fio60 + per_rep))
+    h = host_info()
+    qv = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    lines = [
+        "# Runner overhead (benchmarks/bench_runner.py)", "",
+        f"Machine: {h['cpu_model']}, {h['cpus']} CPUs, host kernel {h['kernel']}, Python "
+        f"{platform.python_version()}, {qv}, TCG (KVM does not boot guests here), guest kernel "
+        f"{image.kernel_version} ({image.fio_mode} fio). Shared machine: other engineers ran "
+        "guests at the same time, so absolute figures carry their load; variants were interleaved.", "",
+        f"Config: q35, -smp 2, 1 GB, null-co, num-queues=2, IOThread; seed job, numjobs=2, iodepth=16, "
+        f"ramp {a.ramp} s + runtime {a.runtime} s. {a.trials} trials, medians (all values in the table).", "",
+        "| variant | median wall (s) | trials (s) |", "|---|---:|---|",
+    ]
+    for k, v in t.items():
+        if v:
+            lines.append(f"| {k} | {med[k]:.2f} | {', '.join(f'{x:.2f}' for x in v)} |")
+    lines += ["", "| figure | value | target (issue 4) |", "|---|---:|---|",
+              f"| per-repetition overhead (beyond ramp+runtime, in one boot) | {per_rep:.2f} s | <= 0.5 s |",
+              f"| per-boot overhead (runner-1rep - fio - per-rep) | {per_boot:.2f} s | |"]
+    if "floor-busybox" in med:
+        lines.append(f"| per-boot overhead / busybox floor ({med['floor-busybox']:.2f} s) | "
+                     f"{per_boot / med['floor-busybox']:.2f}x | <= 1.2x |")
+    lines += [f"| per-boot overhead / our image's raw 0-rep boot ({med['raw-0rep']:.2f} s) | "
+              f"{per_boot / med['raw-0rep']:.2f}x | (runner machinery alone) |",
+              f"| matrix efficiency, 2 configs x 3 reps at {fio_s} s (wall {matrix_wall:.1f} s) | "
+              f"{eff_small:.2f} | |",
+              f"| matrix efficiency, default matrix (6 configs x 5 reps x 65 s), projected | "
+              f"{eff60:.2f} | >= 0.8 |", ""]
+    text = "\n".join(lines)
+    print(text)
+    Path(a.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
