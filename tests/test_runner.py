@@ -252,3 +252,30 @@ def test_events_for_progress(tmp_path):
     assert events[0][0] == "boot"
 
 
+
+
+def test_progress_plain_and_fancy():
+    import io
+
+    from perfsuite.progress import Progress
+    s = io.StringIO()
+    with Progress(total=2, stream=s) as p:
+        assert not p.fancy  # not a TTY
+        p.event("boot", name="n", reps=[1, 2], accel="tcg")
+        p.event("rep", name="n", rep=1, status="ok")
+        p.event("rep", name="n", rep=2, status="timeout", error="late")
+        p.event("note", text="KVM probe failed; using TCG")
+    out = s.getvalue()
+    assert "boot n [tcg] repetitions 1,2" in out and "n #2: timeout: late" in out
+    assert "[2/2" in out and "using TCG" in out
+    q = io.StringIO()
+    with Progress(total=1, stream=q, quiet=True) as p:
+        p.event("rep", name="n", rep=1, status="ok")
+    assert q.getvalue() == ""
+    f = io.StringIO()
+    p = Progress(total=1, stream=f)
+    p.fancy = True  # as on a terminal
+    with p:
+        p.event("boot", name="n", reps=[1], accel="tcg")
+        p.event("rep", name="n", rep=1, status="failed", error="x")
+    assert "n #1: failed: x" in f.getvalue()
