@@ -278,3 +278,41 @@ def test_speedup_ci_matches_compare():
 def test_rel_href_encodes_every_segment(tmp_path):
     f = tmp_path / "runs" / "a b" / "javascript:x#y?.json"
     assert html.rel_href(f, tmp_path / "reports" / "r") == "../../runs/a%20b/javascript%3Ax%23y%3F.json"
+
+
+def _history_db(path: Path, runs: Path, nights: int = 12) -> Path:
+    """A nightly history recorded through perfsuite.history, with a 20% step in one config."""
+    import numpy as np
+
+    from perfsuite import history as H
+    from perfsuite.compare import compare
+    from perfsuite.results import load_runs
+
+    base = load_runs(runs).frame
+    db = H.open_history(path)
+    rng = np.random.default_rng(0)
+    for i in range(nights):
+        cand = base.copy()
+        step = np.where((cand["name"] == "v4-smp-4-dataplane") & (i >= nights // 2), 0.8, 1.0)
+        cand["iops"] = cand["iops"] * step * rng.normal(1, 0.01, len(cand))
+        H.record_night(db, f"2026-11-{i + 1:02d}", compare(base, cand), {"host": "testhost"})
+    db.close()
+    return path
+
+
+def test_history_section(tmp_path, runs):
+    db = _history_db(tmp_path / "history.sqlite", runs)
+    before = db.read_bytes()
+    page, _ = build(tmp_path, str(runs), "--history", str(db))
+    assert 'id="history"' in page and "12 night(s)" in page
+    assert page.count("data:image/png;base64,") == 5
+    assert ">smp-4-dataplane</code></td><td>2026-11-07" in page  # the step's first night (label-free name)
+    assert db.read_bytes() == before  # the report never writes to the history
+
+
+def test_history_not_a_database(tmp_path, runs):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("not sqlite")
+    res = CliRunner().invoke(report, [str(runs), "--history", str(bad), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert str(bad) in res.output

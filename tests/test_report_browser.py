@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from perfsuite.commands.report import report
 from perfsuite.report.browser import find_chromium, inspect_page
 
-from test_report import XSS_IMG, XSS_SCRIPT, _meta, fio_outputs, make_runs_tree  # noqa: E402,F401 (fixture)
+from test_report import XSS_IMG, XSS_SCRIPT, _history_db, _meta, fio_outputs, make_runs_tree  # noqa: E402,F401 (fixture)
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,14 +31,15 @@ def _build(tmp_path, *args):
 def test_page_renders_cleanly(tmp_path, fio_outputs):
     runs = make_runs_tree(tmp_path / "runs", fio_outputs)
     base = make_runs_tree(tmp_path / "v3", fio_outputs, label="v3")
-    page = _build(tmp_path, str(runs), "--baseline", str(base), "--candidate", str(runs))
+    db = _history_db(tmp_path / "history.sqlite", runs)
+    page = _build(tmp_path, str(runs), "--baseline", str(base), "--candidate", str(runs), "--history", str(db))
     shot = tmp_path / "screenshot.png"
     rep = inspect_page(page, shot, width=1280)
 
     assert rep.errors == []
     assert rep.title.startswith("perfsuite report")
     plots = [im for im in rep.images if im["tag"] == "img"]
-    assert len(plots) == 5  # bars, speedup, strip, latency, compare
+    assert len(plots) == 6  # bars, speedup, strip, latency, compare, history
     for im in plots:
         assert im["width"] > 200 and im["height"] > 100, im
         assert im["natural"] and im["complete"], im  # decoded, not a broken-image icon

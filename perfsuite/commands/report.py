@@ -248,7 +248,45 @@ def comparison_context(c, baseline: str, candidate: str) -> dict:
 
 
 def _history(db: Path) -> dict:
-    raise BadInput("the history section needs perfsuite.history, which is not installed yet")
+    import shutil
+    import tempfile
+
+    from perfsuite import history as H
+
+    # open_history migrates old files in place; a report only reads, so it opens a copy.
+    with tempfile.TemporaryDirectory(prefix="perfsuite-report-") as tmp:
+        copy = Path(tmp) / db.name
+        shutil.copy2(db, copy)
+        try:
+            conn = H.open_history(copy)
+        except H.HistoryError as exc:
+            raise BadInput(str(exc).replace(str(copy), str(db))) from None
+        try:
+            nights, res = H.nights(conn), H.results(conn, "iops")
+        finally:
+            conn.close()
+    return history_context(res, H.detect(res), str(db), len(nights))
+
+
+def history_context(res, changes, source: str, n_nights: int) -> dict:
+    """history.results + history.detect frames -> the series and change points the section shows."""
+    import pandas as pd
+
+    when = pd.to_datetime(res["night"], errors="coerce", utc=True)
+    # Dates give a time axis; other night ids keep their order as categories.
+    x = when.dt.tz_localize(None) if when.notna().all() else res["night"].astype(str)
+    to_x = dict(zip(res["night"], x))
+    series = pd.DataFrame({"name": res["config"].astype(str), "x": x, "night": res["night"].astype(str),
+                           "iops": pd.to_numeric(res["cand_mean"], errors="coerce"),
+                           "ratio": pd.to_numeric(res["ratio"], errors="coerce")})
+    ch = pd.DataFrame({"name": changes["config"].astype(str), "x": [to_x.get(n) for n in changes["night"]],
+                       "series": changes["series"]}) if len(changes) else pd.DataFrame(columns=["name", "x", "series"])
+    rows = [{"name": str(r.config), "when": str(r.night),
+             "detail": (f"{'first night of a creep' if r.kind == 'creep' else 'step'}: {r.change:+.1%} "
+                        f"({r.before:.3f} → {r.after:.3f}, {'candidate/baseline ratio' if r.series == 'ratio' else 'candidate mean IOPS'}, "
+                        f"{r.nights} nights)")} for r in changes.itertuples()]
+    return {"source": source, "n_nights": n_nights, "n_configs": int(series["name"].nunique()),
+            "series": series, "changes": ch, "change_rows": rows}
 
 
 def _fail(msg: str, status: int) -> None:

@@ -277,29 +277,42 @@ def ratios(rows, xlabel: str, title: str) -> bytes:
 
 
 def history(series, changes) -> bytes:
-    """Trend per config. `series`: frame with name, x (datetime or str), iops; `changes`: name, x."""
+    """Nightly trend per config, two panels sharing the night axis: the candidate's mean IOPS
+    and the candidate/baseline ratio (what change points are detected on).
+    `series`: name, x, iops, ratio; `changes`: name, x, series ('ratio' or 'cand_mean')."""
     import matplotlib as mpl
 
     names = list(dict.fromkeys(series["name"]))
     palette = mpl.colormaps["tab10"]
+    has_ratio = series["ratio"].notna().any()
     with mpl.rc_context(STYLE):
-        fig = _figure(WIDTH, 4.8)
-        ax = fig.subplots()
+        fig = _figure(WIDTH, 6.6 if has_ratio else 4.2)
+        axes = fig.subplots(2 if has_ratio else 1, 1, sharex=True, squeeze=False,
+                            height_ratios=[3, 2] if has_ratio else None)[:, 0]
+        panels = [(axes[0], "iops", "candidate IOPS (nightly mean)")]
+        if has_ratio:
+            panels.append((axes[1], "ratio", "candidate / baseline (×)"))
+            axes[1].axhline(1.0, color="#444", lw=1, ls="--", zorder=1)
         for i, name in enumerate(names):
             s = series[series["name"] == name]
             c = palette(i % 10)
-            ax.plot(s["x"], s["iops"], "-o", color=c, ms=3.5, lw=1.4, label=text(name))
-            for x in changes.loc[changes["name"] == name, "x"]:
-                ax.axvline(x, color=c, ls=":", lw=1.3)
-                y = s.loc[s["x"] == x, "iops"]
+            for ax, col, _ in panels:
+                ax.plot(s["x"], s[col], "-o", color=c, ms=3.5, lw=1.4, label=text(name) if col == "iops" else None)
+            for _, cp in changes[changes["name"] == name].iterrows():
+                col = "ratio" if cp["series"] == "ratio" and has_ratio else "iops"
+                for ax, _c, _ in panels:
+                    ax.axvline(cp["x"], color=c, ls=":", lw=1.3)
+                ax = panels[[p[1] for p in panels].index(col)][0]
+                y = s.loc[s["x"] == cp["x"], col]
                 if len(y):
-                    ax.plot([x], [y.iloc[0]], marker="D", ms=9, mfc="none", mec="#c62828", mew=1.8, zorder=4)
-        ax.yaxis.set_major_formatter(FuncFormatter(si))
-        ax.set_ylabel("IOPS (nightly mean)")
-        ax.set_xlabel("night")
-        ax.set_title("Nightly history (◇ red = detected change point)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 if len(names) <= 14 else 2)
-        for lab in ax.get_xticklabels():
+                    ax.plot([cp["x"]], [y.iloc[0]], marker="D", ms=10, mfc="none", mec="#c62828", mew=2, zorder=4)
+        for ax, col, label in panels:
+            ax.set_ylabel(label)
+        axes[0].yaxis.set_major_formatter(FuncFormatter(si))
+        axes[-1].set_xlabel("night")
+        axes[0].set_title("Nightly history (red diamond = detected change point)")
+        fig.legend(loc="outside right upper", ncol=1 if len(names) <= 14 else 2, fontsize=8.5)
+        for lab in axes[-1].get_xticklabels():
             lab.set_rotation(30)
             lab.set_horizontalalignment("right")
         return _png(fig)
