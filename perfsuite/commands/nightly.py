@@ -50,6 +50,7 @@ def _fail(cmd: str, msg: str, code: int = 2) -> None:
 @click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
 @click.option("--timeout", type=click.FloatRange(1), help="Seconds allowed per repetition.")
 @click.option("--retries", default=1, show_default=True, type=click.IntRange(0))
+@click.option("--work-root", type=click.Path(file_okay=False), help="Where per-boot work dirs go (default: the temp dir).")
 @click.option("--threshold", default="5%", show_default=True, help="Smallest change that counts (0.05 or 5%).")
 @click.option("--test", type=click.Choice(["welch", "mannwhitney"]), default="welch", show_default=True)
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
@@ -61,7 +62,7 @@ def _fail(cmd: str, msg: str, code: int = 2) -> None:
 @click.option("--html/--no-html", default=True, show_default=True, help="HTML report via `perfsuite report`.")
 def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, only, results_dir,
             runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
-            threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> None:
+            work_root, threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> None:
     """Run the matrix for a baseline and a candidate QEMU, interleaved; compare; record."""
     try:
         code = _nightly(**locals())
@@ -83,7 +84,7 @@ def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matr
 
 def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, only, results_dir,
              runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
-             threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> int:
+             work_root, threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> int:
     from perfsuite import nightly as N
     from perfsuite.commands.compare import BadInput as CmpBadInput, parse_threshold
     from perfsuite.config import ConfigError, host_memory_mb, load_matrix, select, validate
@@ -117,7 +118,8 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     from perfsuite.runner import RunOptions, Runner, RunnerError, run_config
 
     install_signal_handlers()
-    runner = Runner(options=RunOptions(accel=accel, timeout=timeout, retries=retries),
+    runner = Runner(options=RunOptions(accel=accel, timeout=timeout, retries=retries,
+                                                     work_root=work_root),
                     on_event=lambda kind, **d: _event(kind, d))
 
     def run_one(c, d, reps):
