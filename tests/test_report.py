@@ -136,6 +136,8 @@ def test_default_sections(tmp_path, runs):
     assert page.count("data:image/png;base64,") == 4  # bars, speedup, strip, latency
     assert "qemu-system-x86_64" in page and "num-queues=4" in page  # a QEMU command line
     assert "[j1]" in page  # the fio job rebuilt from the fio output (the job file is gone)
+    # perfsuite.checks flags smp-1 rows asked for 2 queues (Linux gives at most one per vCPU)
+    assert re.search(r'<tr class="flagged">\s*<td><span class="swatch"[^>]*></span><code>v4-smp-1-dataplane</code>', page)
     # Static page: nothing to run, nothing to fetch.
     assert not [t for t, a in tags(page) if t == "script"]
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)

@@ -207,7 +207,14 @@ def _findings(frame) -> list:
         return []
     from perfsuite.checks import check_runs
 
-    return list(check_runs(frame) or ())
+    try:
+        return list(check_runs(frame) or ())
+    except Exception as exc:  # noqa: BLE001 - a broken check must not cost the reader the report
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name="", severity="error", message=f"checks could not run: {type(exc).__name__}: {exc}")]
 
 
 def _comparison(baseline: str, candidate: str, warnings: list[str]) -> dict:

@@ -159,6 +159,8 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
         "name": r.name, "iops": f"{r.mean:,.1f}", "error": "± " + _fmt_err(r.error_pct), "n": int(r.n),
         "color": colors.get(r.name), "notes": notes.pop(str(r.name), []),
     } for r in summary.set_index("name").loc[order].reset_index().itertuples(index=False)]
+    for row in table:  # a row is highlighted for warnings, not for informational notes
+        row["flagged"] = any(n["severity"] not in ("info", "note") for n in row["notes"])
     general_notes = [dict(n, row=row) for row, ns in notes.items() for n in ns]
 
     figures: dict[str, dict[str, Any]] = {}
