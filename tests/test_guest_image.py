@@ -263,3 +263,27 @@ def test_ensure_image_errors_are_one_line(tmp_path):
         ensure_image(kernel=tmp_path / "nope", cache_dir=tmp_path, log=None)
     with pytest.raises(ImageError, match="--modules needs --kernel"):
         ensure_image(modules=tmp_path, cache_dir=tmp_path, log=None)
+
+
+def _elf_with_note(ntype: int) -> bytes:
+    """ELF64 header + one PT_NOTE program header + one note (name "Xen", given type)."""
+    note = struct.pack("<III", 4, 4, ntype) + b"Xen\0" + b"\0\0\0\1"
+    ehdr = bytearray(64)
+    ehdr[:6] = b"\x7fELF\x02\x01"
+    struct.pack_into("<Q", ehdr, 0x20, 64)            # e_phoff
+    struct.pack_into("<HH", ehdr, 0x36, 56, 1)        # e_phentsize, e_phnum
+    phdr = bytearray(56)
+    struct.pack_into("<I", phdr, 0, 4)                # PT_NOTE
+    struct.pack_into("<Q", phdr, 8, 120)              # p_offset
+    struct.pack_into("<Q", phdr, 32, len(note))       # p_filesz
+    return bytes(ehdr) + bytes(phdr) + note
+
+
+def test_pvh_kernel_is_unpacked_from_a_bzimage():
+    import lzma
+    pvh, plain = _elf_with_note(18), _elf_with_note(5)
+    assert img.has_pvh_note(pvh) and not img.has_pvh_note(plain)
+    fake_bz = b"MZ setup code \xfd7zXZ\x00 not really" + lzma.compress(pvh) + b"\0trailer"
+    assert img.unpack_vmlinux(fake_bz) == pvh
+    assert img.unpack_vmlinux(b"MZ" + lzma.compress(plain)) is None   # no PVH: keep bzImage
+    assert img.unpack_vmlinux(b"MZ nothing compressed here") is None

@@ -14,8 +14,9 @@ def _size(path: Path) -> str:
 def _show(img) -> None:
     click.echo(f"image      {img.directory}")
     click.echo(f"key        {img.key}")
-    click.echo(f"kernel     {img.kernel_version}  ({img.kernel_source})")
-    click.echo(f"vmlinuz    {_size(img.kernel)}")
+    click.echo(f"version    {img.kernel_version}  ({img.kernel_source})")
+    click.echo(f"kernel     {img.kernel.name} {_size(img.kernel)}"
+               f"{' (uncompressed ELF, PVH boot)' if img.pvh else ' (bzImage)'}")
     click.echo(f"initrd     {_size(img.initrd)}")
     click.echo(f"modules    {' '.join(img.modules) or '(built into the kernel)'}")
     click.echo(f"fio        {img.fio_version} ({img.fio_mode})")
@@ -33,8 +34,11 @@ def image() -> None:
               help="Modules tree for --kernel (lib/modules/VERSION); omit if virtio/9p are built in.")
 @click.option("--fio-mode", type=click.Choice(["initramfs", "hostroot"]), default=None,
               help="How fio reaches the guest (default: initramfs, see docs/guest.md).")
+@click.option("--no-pvh", is_flag=True,
+              help="Boot the bzImage as is, not its uncompressed ELF via PVH (slower under TCG).")
 @click.option("--force", is_flag=True, help="Rebuild even if a cached image matches.")
-def build(kernel: str | None, modules: str | None, fio_mode: str | None, force: bool) -> None:
+def build(kernel: str | None, modules: str | None, fio_mode: str | None, no_pvh: bool,
+          force: bool) -> None:
     """Build the guest image (or find it in the cache) and show it."""
     from perfsuite.guest import ImageError, ensure_image
     from perfsuite.guest.image import DEFAULT_FIO_MODE
@@ -42,7 +46,7 @@ def build(kernel: str | None, modules: str | None, fio_mode: str | None, force: 
     from perfsuite.guest.modules import ModuleError
     try:
         img = ensure_image(kernel=kernel, modules=modules, force=force,
-                           fio_mode=fio_mode or DEFAULT_FIO_MODE,
+                           fio_mode=fio_mode or DEFAULT_FIO_MODE, pvh=not no_pvh,
                            log=lambda m: click.echo(m, err=True))
     except (ImageError, KernelError, ModuleError, OSError) as e:
         raise click.ClickException(str(e)) from None

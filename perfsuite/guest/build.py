@@ -13,7 +13,8 @@ from filelock import FileLock
 from perfsuite.guest import cpio, image as image_mod, kernel as debian, modules as kmod
 from perfsuite.guest.image import (BUSYBOX, DEFAULT_FIO_MODE, FIO, FIO_MODES, GuestImage,
                                    ImageError, _fio_fingerprint, _sha256, bzimage_version,
-                                   cache_key, cache_root, fio_libraries, initramfs_entries)
+                                   cache_key, cache_root, fio_libraries, initramfs_entries,
+                                   unpack_vmlinux)
 from perfsuite.guest.init_script import INIT_SCRIPT
 import hashlib
 import subprocess
@@ -33,7 +34,7 @@ def _builder_hash() -> str:
 
 
 def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | None,
-               cache: Path, fio_mode: str, log) -> tuple[dict, dict]:
+               cache: Path, fio_mode: str, log, pvh: bool = True) -> tuple[dict, dict]:
     """(inputs that key the image, how to get the kernel). Cheap: no download, no build."""
     if fio_mode not in FIO_MODES:
         raise ImageError(f"unknown fio delivery mode {fio_mode!r} (one of {', '.join(FIO_MODES)})")
@@ -46,6 +47,7 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
         "busybox": _sha256(Path(BUSYBOX)),
         "fio": _fio_fingerprint(),
         "fio_mode": fio_mode,
+        "pvh": pvh,
     }
     if kernel is None:
         if modules is not None:
@@ -68,19 +70,24 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
     return inputs, how
 
 
-def current_key(kernel=None, modules=None, fio_mode: str = DEFAULT_FIO_MODE, log=None) -> str:
+def current_key(kernel=None, modules=None, fio_mode: str = DEFAULT_FIO_MODE, log=None,
+                pvh: bool = True) -> str:
     """The key ensure_image would use now, without building anything."""
-    inputs, _ = plan_build(kernel, modules, cache_root(), fio_mode, log)
+    inputs, _ = plan_build(kernel, modules, cache_root(), fio_mode, log, pvh)
     return cache_key(inputs)
 
 
 def ensure_image(kernel=None, modules=None, cache_dir=None, force: bool = False,
-                 log=print, fio_mode: str = DEFAULT_FIO_MODE) -> GuestImage:
-    """The guest image for these inputs, from the cache or freshly built."""
+                 log=print, fio_mode: str = DEFAULT_FIO_MODE, pvh: bool = True) -> GuestImage:
+    """The guest image for these inputs, from the cache or freshly built.
+
+    pvh: boot the kernel as an uncompressed ELF via PVH when it allows (much faster under
+    TCG); False keeps the bzImage as given.
+    """
     cache = cache_root(cache_dir)
     images = cache / "images"
     images.mkdir(parents=True, exist_ok=True)
-    inputs, how = plan_build(kernel, modules, cache, fio_mode, log)
+    inputs, how = plan_build(kernel, modules, cache, fio_mode, log, pvh)
     key = cache_key(inputs)
     final = images / key
     if (final / "image.json").exists() and not force:
@@ -135,6 +142,8 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
         source = f"{vmlinuz} ({inputs['kernel']})"
     kdata = vmlinuz.read_bytes()
     kversion = bzimage_version(kdata) or (moddir.name if moddir else "unknown")
+    elf = unpack_vmlinux(kdata) if inputs.get("pvh") else None
+    _say(log, "kernel boots via PVH (uncompressed ELF)" if elf else "kernel boots as bzImage")
 
     chosen = kmod.resolve(moddir) if moddir else []  # no modules dir: drivers built in
     module_files = [(name, kmod.read_module(path)) for name, path in chosen]
@@ -152,8 +161,10 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
     entries = initramfs_entries(Path(BUSYBOX).read_bytes(), module_files, fio_mode,
                                 fio_files, lib_dirs, loader, fio_version)
     (out / "initrd.img").write_bytes(cpio.archive(entries))
-    (out / "vmlinuz").write_bytes(kdata)
-    meta = {"key": key, "kernel_version": kversion, "kernel_source": source,
+    kernel_file = "vmlinux" if elf else "vmlinuz"
+    (out / kernel_file).write_bytes(elf or kdata)
+    meta = {"key": key, "kernel_version": kversion, "kernel_source": source, "pvh": bool(elf),
+            "kernel_file": kernel_file,
             "modules": [n for n, _ in chosen], "fio_mode": fio_mode, "fio_version": fio_version,
             "inputs": inputs}
     (out / "image.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
@@ -161,4 +172,4 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
         # The unpacked .deb is 400 MB; the .deb itself (70 MB) stays for the next rebuild.
         shutil.rmtree(extracted, ignore_errors=True)
     _say(log, f"initramfs {(out / 'initrd.img').stat().st_size / 1e6:.1f} MB, "
-              f"kernel {len(kdata) / 1e6:.1f} MB")
+              f"kernel {len(elf or kdata) / 1e6:.1f} MB")

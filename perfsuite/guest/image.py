@@ -46,11 +46,13 @@ class GuestImage:
     modules: tuple[str, ...] = ()
     kernel_source: str = ""
     fio_version: str = ""
+    pvh: bool = False           # kernel is an uncompressed ELF booted via PVH
 
     @classmethod
     def load(cls, directory: Path) -> "GuestImage":
         meta = orjson.loads((directory / "image.json").read_bytes())
-        return cls(kernel=directory / "vmlinuz", initrd=directory / "initrd.img",
+        return cls(kernel=directory / meta.get("kernel_file", "vmlinuz"),
+                   initrd=directory / "initrd.img", pvh=meta.get("pvh", False),
                    kernel_version=meta["kernel_version"], key=meta["key"], directory=directory,
                    fio_mode=meta["fio_mode"], modules=tuple(meta["modules"]),
                    kernel_source=meta["kernel_source"], fio_version=meta["fio_version"])
@@ -96,6 +98,55 @@ def bzimage_version(data: bytes) -> str | None:
         return None
     raw = data[0x200 + ptr: 0x200 + ptr + 256].split(b"\0")[0].decode(errors="replace")
     return raw.split()[0] if raw else None
+
+
+XEN_ELFNOTE_PHYS32_ENTRY = 18  # the note QEMU looks for to boot an ELF kernel the PVH way
+
+
+def has_pvh_note(elf: bytes) -> bool:
+    """True if an ELF64 kernel carries the Xen PVH entry note in a PT_NOTE segment (pure)."""
+    if elf[:4] != b"\x7fELF" or elf[4] != 2 or elf[5] != 1:
+        return False
+    phoff = int.from_bytes(elf[0x20:0x28], "little")
+    phentsize = int.from_bytes(elf[0x36:0x38], "little")
+    phnum = int.from_bytes(elf[0x38:0x3A], "little")
+    for i in range(phnum):
+        ph = elf[phoff + i * phentsize: phoff + (i + 1) * phentsize]
+        if int.from_bytes(ph[0:4], "little") != 4:  # PT_NOTE
+            continue
+        off, size = int.from_bytes(ph[8:16], "little"), int.from_bytes(ph[32:40], "little")
+        pos, end = off, off + size
+        while pos + 12 <= end:
+            namesz, descsz, ntype = (int.from_bytes(elf[pos + k: pos + k + 4], "little")
+                                     for k in (0, 4, 8))
+            name = elf[pos + 12: pos + 12 + namesz].rstrip(b"\0")
+            if name == b"Xen" and ntype == XEN_ELFNOTE_PHYS32_ENTRY:
+                return True
+            pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+    return False
+
+
+def unpack_vmlinux(bzimage: bytes) -> bytes | None:
+    """The uncompressed ELF kernel inside a bzImage, if it is xz or gzip and PVH-bootable.
+
+    Why: under TCG a bzImage spends seconds in firmware real-mode setup and in decompressing
+    itself (Debian's is xz); QEMU boots an ELF kernel with a PVH note directly. Same kernel,
+    same code once running, ~2x faster to reach /init here (see docs/guest.md).
+    """
+    import lzma
+    import zlib
+    for magic, make in ((b"\xfd7zXZ\x00", lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ)),
+                        (b"\x1f\x8b\x08\x00", lambda: zlib.decompressobj(16 + zlib.MAX_WBITS))):
+        start = bzimage.find(magic)
+        while start != -1:
+            try:
+                elf = make().decompress(bzimage[start:])
+            except (lzma.LZMAError, zlib.error):
+                elf = b""
+            if elf[:4] == b"\x7fELF":
+                return elf if has_pvh_note(elf) else None
+            start = bzimage.find(magic, start + 1)
+    return None
 
 
 def fio_libraries() -> list[str]:
