@@ -192,30 +192,45 @@ def _little(name: str, g) -> list[Finding]:
 
 
 def _band(frame, groups, model) -> list[Finding]:
-    from perfsuite.model.fit import FitResult, Model, config_of, fit_frame
+    """Results the model cannot explain.
+
+    With a given model: outside its band, predicted x exp(+-BAND_K sigma).
+    Without one: each configuration is predicted by a fit on the others
+    (cross-validation), and flagged when it is more than BAND_K robust
+    standard errors away; accelerators with too few configurations for that
+    fall back to the unfitted priors and their wide band.
+    """
+    from perfsuite.model.fit import (FitResult, Model, UNFITTED_SIGMA, config_of, cross_validate,
+                                     rows_from_frame)
 
     if isinstance(model, FitResult):
         model = model.model
+    predicted: dict[str, tuple[float, float, str]] = {}   # name -> (prediction, sigma, how)
     if model is None:
-        try:
-            model = fit_frame(frame).model
-        except Exception:  # noqa: BLE001 - no fit (e.g. no meta): fall back to the priors
-            model = Model()
+        rows, _ = rows_from_frame(frame)
+        cv_rows, sigma = cross_validate(rows)
+        for r in cv_rows:
+            predicted[r.row.name] = (r.predicted, sigma[r.row.cfg.accel],
+                                     f"predicted from the other {r.row.cfg.accel} configurations")
+        model = Model()
     out = []
     for name, g in groups.items():
         cfg, _ = config_of(g)
         x = _iops(g)
         if cfg is None or x.size == 0:
             continue
-        lo, hi = model.band(cfg, BAND_K)
+        if name not in predicted:
+            fitted = model.fitted.get(cfg.accel)
+            predicted[name] = (model.predict(cfg), model.sigma.get(cfg.accel, UNFITTED_SIGMA),
+                               f"{'fitted' if fitted else 'default, unfitted'} {cfg.accel} model")
+        pred, sigma, how = predicted[name]
+        lo, hi = pred * math.exp(-BAND_K * sigma), pred * math.exp(BAND_K * sigma)
         mean = float(x.mean())
         if not lo <= mean <= hi:
-            pred = model.predict(cfg)
             side = "above" if mean > hi else "below"
-            how = "fitted" if model.fitted.get(cfg.accel) else "default, unfitted"
             out.append(Finding(name, "warning",
                                f"mean {_fmt(mean)} IOPS is {side} the model's plausible band "
-                               f"[{_fmt(lo)}, {_fmt(hi)}] (predicted {_fmt(pred)}, {how} {cfg.accel} model)"))
+                               f"[{_fmt(lo)}, {_fmt(hi)}] (expected {_fmt(pred)}, {how})"))
     return out
 
 

@@ -227,3 +227,40 @@ def fit_frame(frame, host_cpus: int | None = None, **kw) -> FitResult:
     res = fit(rows, **kw)
     res.notes = notes + res.notes
     return res
+
+
+MIN_CROSS_CONFIGS = 4   # fewer configurations per accelerator: no cross-validation
+MAX_FOLDS = 8
+
+
+def cross_validate(rows: list[ConfigRow], prior_weight: float = 0.1) -> tuple[list[RowFit], dict[str, float]]:
+    """Predict every configuration from a fit on the *other* configurations.
+
+    An in-sample fit of a 9-parameter model to ~6 configurations can absorb
+    one wrong result entirely; predicting each configuration without it (k-fold,
+    k = min(n, 8), folds taken round-robin) cannot.  Returns the out-of-fold
+    predictions and, per accelerator, a robust scale of their log errors
+    (1.4826 x median |log ratio|, floored at MIN_SIGMA) that one outlier
+    does not inflate.  Accelerators with fewer than MIN_CROSS_CONFIGS
+    configurations are left out.
+    """
+    out: list[RowFit] = []
+    sigma: dict[str, float] = {}
+    by_accel: dict[str, list[ConfigRow]] = {}
+    for r in rows:
+        by_accel.setdefault(r.cfg.accel, []).append(r)
+    for accel, group in sorted(by_accel.items()):
+        if len(group) < MIN_CROSS_CONFIGS:
+            continue
+        k = min(len(group), MAX_FOLDS)
+        logs = []
+        for f in range(k):
+            held = group[f::k]
+            rest = [r for i, r in enumerate(group) if i % k != f]
+            params = fit(rest, prior_weight=prior_weight).model.params_for(accel)
+            for r in held:
+                pr = predict(r.cfg, params)
+                out.append(RowFit(r, pr.iops, pr.bottleneck))
+                logs.append(abs(math.log(pr.iops / r.measured)))
+        sigma[accel] = max(MIN_SIGMA, 1.4826 * float(np.median(logs)))
+    return out, sigma

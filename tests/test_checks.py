@@ -1,0 +1,155 @@
+"""Plausibility checks: each finding fires when (and only when) its condition holds."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from perfsuite.checks import LITTLE_FLOOR, LITTLE_TOLERANCE, SPREAD_LIMIT_PCT, Finding, check_runs
+from perfsuite.model.fit import Model
+from perfsuite.model.simulate import seed_matrix, simulate
+from perfsuite.results import load_runs
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """Synthetic seed-matrix runs with little noise: nothing to complain about."""
+    out = tmp_path_factory.mktemp("runs")
+    truth = simulate(seed_matrix(), out, repeat=5, cv=0.01, seed=7, accel="tcg", host_cpus=2)
+    return load_runs(out).frame, truth
+
+
+def names(findings, severity="warning", text=""):
+    return sorted({f.name for f in findings if f.severity == severity and text in f.message})
+
+
+def test_clean_synthetic_runs_raise_no_warning(clean):
+    frame, _ = clean
+    assert names(check_runs(frame)) == []
+
+
+def test_finding_str_is_name_colon_message():
+    f = Finding("v4-smp-4-dataplane", "warning", "something is off")
+    assert str(f) == "v4-smp-4-dataplane: something is off"
+
+
+def test_guest_saw_fewer_queues(clean):
+    frame = clean[0].copy()
+    row = "v4-smp-4-dataplane"
+    frame.loc[frame.name == row, "queues_seen"] = 1
+    found = check_runs(frame)
+    assert names(found, text="queue") == [row]
+    msg = next(f.message for f in found if f.name == row and "queue" in f.message)
+    assert "expected 4" in msg
+
+
+def test_more_queues_than_vcpus_is_expected_not_a_mismatch(clean):
+    # num-queues 4 on 1 vCPU: Linux uses min(4, 1) = 1 queue, so seeing 1 is right.
+    frame = clean[0].copy()
+    row = "v4-smp-1-dataplane"
+    frame.loc[frame.name == row, "num_queues"] = 4
+    frame.loc[frame.name == row, "queues_seen"] = 1
+    found = check_runs(frame)
+    assert row not in names(found, text="queue")
+    assert row in names(found, "info", "idle")
+
+
+def test_guest_saw_fewer_cpus(clean):
+    frame = clean[0].copy()
+    frame.loc[frame.name == "v4-smp-4-no-dataplane", "cpus_seen"] = 2
+    assert names(check_runs(frame), text="CPU") == ["v4-smp-4-no-dataplane"]
+
+
+def test_result_outside_the_models_band(clean):
+    frame = clean[0].copy()
+    row = "v4-smp-4-no-dataplane"
+    frame.loc[frame.name == row, "iops"] *= 6
+    assert names(check_runs(frame), text="plausible band") == [row]
+
+
+def test_mixed_versions_and_accelerators(clean):
+    frame = clean[0].copy()
+    idx = frame.index[frame.name == "v4-smp-1-dataplane"]
+    frame.loc[idx[0], "qemu_version"] = "8.2.0"
+    frame.loc[idx[1], "accel"] = "kvm"
+    found = check_runs(frame)
+    assert names(found, text="QEMU versions") == ["v4-smp-1-dataplane"]
+    assert names(found, text="accelerators") == ["v4-smp-1-dataplane"]
+
+
+def test_noisy_rows_are_named_for_re_running(clean):
+    frame = clean[0].copy()
+    idx = frame.index[frame.name == "v4-smp-4-dataplane-no-mq"]
+    frame.loc[idx[0], "iops"] *= 1.5
+    found = check_runs(frame)
+    assert "v4-smp-4-dataplane-no-mq" in names(found, text="re-run")
+    summary = [f for f in found if f.name == "re-run"]
+    assert len(summary) == 1 and "v4-smp-4-dataplane-no-mq" in summary[0].message
+
+
+def _frame(rows):
+    base = dict(label="t", smp=4, num_queues=4, dataplane=True, numjobs=4, iodepth=32, accel="kvm",
+                rw="randread", bs="4k")
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 16), q=st.integers(2, 16), jobs=st.integers(1, 16), gain=st.floats(0.2, 20))
+def test_mq_gain_flagged_exactly_beyond_its_bound(n, q, jobs, gain):
+    base = 100_000.0
+    rows = []
+    for rep in range(3):  # identical repetitions: the only tolerance is the 10% floor
+        rows.append(dict(name="mq", rep=str(rep), iops=base * gain, smp=n, num_queues=q, numjobs=jobs))
+        rows.append(dict(name="single", rep=str(rep), iops=base, smp=n, num_queues=1, numjobs=jobs))
+    found = check_runs(_frame(rows), model=Model())
+    flagged = "mq" in names(found, text="multiqueue gain")
+    bound = min(q, n, jobs)
+    if gain > bound * 1.1 * (1 + 1e-9):
+        assert flagged
+    elif gain < bound * 1.1 * (1 - 1e-9):
+        assert not flagged
+
+
+def test_three_x_multiqueue_gain_on_one_vcpu_is_flagged():
+    rows = [dict(name="smp1-mq", rep="1", iops=300_000.0, smp=1, num_queues=4, numjobs=1),
+            dict(name="smp1-mq", rep="2", iops=301_000.0, smp=1, num_queues=4, numjobs=1),
+            dict(name="smp1", rep="1", iops=100_000.0, smp=1, num_queues=1, numjobs=1),
+            dict(name="smp1", rep="2", iops=101_000.0, smp=1, num_queues=1, numjobs=1)]
+    assert names(check_runs(_frame(rows)), text="multiqueue gain") == ["smp1-mq"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(jobs=st.integers(1, 8), depth=st.integers(1, 64), ratio=st.floats(0.01, 5.0),
+       iops=st.floats(1e3, 1e6))
+def test_littles_law(jobs, depth, ratio, iops):
+    cap = jobs * depth
+    lat_us = ratio * cap / iops * 1e6  # so that IOPS x latency = ratio x cap
+    rows = [dict(name="r", rep=str(k), iops=iops, lat_mean_us=lat_us, numjobs=jobs, iodepth=depth)
+            for k in range(2)]
+    found = check_runs(_frame(rows), model=Model())
+    broken = "r" in names(found, text="broken measurement")
+    starved = "r" in names(found, "info", "bottleneck")
+    eps = 1e-6
+    assert broken == (ratio > (1 + LITTLE_TOLERANCE) * (1 + eps)) or abs(ratio - 1 - LITTLE_TOLERANCE) < eps
+    if cap >= 2 and ratio < LITTLE_FLOOR * (1 - eps):
+        assert starved
+    if ratio >= LITTLE_FLOOR * (1 + eps):
+        assert not starved
+
+
+def test_frames_without_meta_or_latency_do_not_crash():
+    frame = pd.DataFrame({"name": ["a", "a", "b"], "rep": ["1", "2", "1"], "iops": [1.0, 1.05, 2.0]})
+    found = check_runs(frame)
+    assert names(found, "info", "spread unknown") == ["b"]
+    assert check_runs(frame.iloc[0:0]) == []
+
+
+def test_real_fio_files_parse_into_checkable_frames(data_dir, tmp_path):
+    # Real fio outputs with no meta: only the meta-free checks can speak.
+    import shutil
+    for i, f in enumerate(sorted((data_dir / "fio").glob("fio3-*.json"))[:3], start=1):
+        (tmp_path / "x").mkdir(exist_ok=True)
+        shutil.copy(f, tmp_path / "x" / f"{i}.json")
+    frame = load_runs(tmp_path).frame
+    assert all(isinstance(f, Finding) for f in check_runs(frame))

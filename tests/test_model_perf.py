@@ -1,0 +1,101 @@
+"""Performance model: the qualitative facts of the issue hold for any parameters; fit recovers truth."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings, strategies as st
+
+from perfsuite.model.fit import fit_frame
+from perfsuite.model.perf import DEFAULTS, PARAM_NAMES, FRACTIONS, Params, PerfConfig, mq_gain_bound, predict
+from perfsuite.model.simulate import SimConfig, seed_matrix, simulate
+from perfsuite.results import load_runs
+
+times = st.floats(0.05, 500.0)
+fractions = st.floats(0.001, 1.0)
+params = st.builds(Params, **{k: (fractions if k in FRACTIONS else times) for k in PARAM_NAMES})
+cpus = st.integers(1, 64)
+queues = st.integers(1, 64)
+
+
+def cfg(**kw) -> PerfConfig:
+    base = dict(smp=4, num_queues=4, dataplane=True, numjobs=None, iodepth=32, accel="kvm")
+    base.update(kw)
+    return PerfConfig(**base)
+
+
+@given(p=params, n=cpus, q=queues, dp=st.booleans(), d=st.integers(1, 128), h=st.sampled_from([None, 1, 2, 8]))
+def test_queues_beyond_vcpus_stay_idle(p, n, q, dp, d, h):
+    extra = predict(cfg(smp=n, num_queues=n + q, dataplane=dp, iodepth=d, host_cpus=h), p)
+    exact = predict(cfg(smp=n, num_queues=n, dataplane=dp, iodepth=d, host_cpus=h), p)
+    assert extra.queues_used == n
+    assert math.isclose(extra.iops, exact.iops, rel_tol=1e-12)
+
+
+@given(p=params, q=queues, dp=st.booleans(), jobs=st.integers(1, 8), d=st.integers(1, 128))
+def test_multiqueue_gains_nothing_with_one_vcpu(p, q, dp, jobs, d):
+    mq = predict(cfg(smp=1, num_queues=q, dataplane=dp, numjobs=jobs, iodepth=d), p).iops
+    single = predict(cfg(smp=1, num_queues=1, dataplane=dp, numjobs=jobs, iodepth=d), p).iops
+    assert math.isclose(mq, single, rel_tol=1e-12)
+
+
+@given(p=params, n=cpus, q=queues, dp=st.booleans(), jobs=st.integers(1, 64), d=st.integers(1, 128),
+       k=st.integers(1, 8), mapping=st.booleans(), h=st.sampled_from([None, 2, 16]))
+def test_multiqueue_gain_is_bounded(p, n, q, dp, jobs, d, k, mapping, h):
+    kw = dict(smp=n, dataplane=dp, numjobs=jobs, iodepth=d, iothreads=k, vq_mapping=mapping, host_cpus=h)
+    mq = predict(cfg(num_queues=q, **kw), p)
+    single = predict(cfg(num_queues=1, **kw), p)
+    assert mq.iops <= single.iops * mq_gain_bound(n, q, jobs) * (1 + 1e-9)
+    # One AioContext for every queue: never more than the handler thread can emulate.
+    if not (dp and mapping and k > 1):
+        assert mq.iops <= 1e6 / p.emul_us * (1 + 1e-9)
+    else:
+        assert mq.iops <= min(k, q, n, jobs) * 1e6 / p.emul_us * (1 + 1e-9)
+
+
+@given(p=params, n=cpus, q=queues, jobs=st.integers(1, 64), d=st.integers(1, 128))
+def test_iothread_frees_the_vcpus(p, n, q, jobs, d):
+    dp = predict(cfg(smp=n, num_queues=q, dataplane=True, numjobs=jobs, iodepth=d), p)
+    main = predict(cfg(smp=n, num_queues=q, dataplane=False, numjobs=jobs, iodepth=d), p)
+    assert dp.bounds["vcpu"] >= main.bounds["vcpu"]
+    assert dp.iops >= main.iops * (1 - 1e-12)
+
+
+@given(p=params, n=cpus, q=queues, dp=st.booleans(), d=st.integers(1, 127))
+def test_deeper_queues_never_hurt(p, n, q, dp, d):
+    # More I/Os in flight: a higher latency bound and bigger EVENT_IDX batches.
+    a = predict(cfg(smp=n, num_queues=q, dataplane=dp, iodepth=d), p).iops
+    b = predict(cfg(smp=n, num_queues=q, dataplane=dp, iodepth=d + 1), p).iops
+    assert b >= a * (1 - 1e-12)
+
+
+def test_prediction_is_positive_and_below_every_bound():
+    for accel, p in DEFAULTS.items():
+        for c in seed_matrix():
+            pr = predict(PerfConfig(c.smp, c.num_queues, c.dataplane, c.numjobs, c.iodepth, accel,
+                                    host_cpus=2), p)
+            assert 0 < pr.iops <= min(pr.bounds.values())
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.floats(0.3, 3.0), share=st.floats(0.05, 0.9))
+def test_fit_recovers_known_truth_from_simulated_runs(tmp_path_factory, seed, scale, share):
+    # A "true" machine unlike the priors; simulate runs around it, fit, and
+    # ask the fit to reproduce every configuration's true mean.
+    d = DEFAULTS["kvm"].as_dict()
+    true = Params(**{**d, "guest_us": d["guest_us"] * scale, "emul_us": d["emul_us"] / scale,
+                     "bql_share": share})
+    from perfsuite.model.fit import Model
+    configs = seed_matrix("t") + [
+        SimConfig("t-smp-2-dataplane", 2, 2, True, 2, 32, 1),
+        SimConfig("t-smp-2-dataplane-no-mq", 2, 1, True, 2, 32, 1),
+        SimConfig("t-smp-8-dataplane", 8, 8, True, 8, 16, 1),
+        SimConfig("t-smp-4-dataplane-qd-1", 4, 4, True, 4, 1, 1),
+    ]
+    out = tmp_path_factory.mktemp("sim")
+    truth = simulate(configs, out, repeat=4, cv=0.02, seed=seed, model=Model(params={"kvm": true}))
+    res = fit_frame(load_runs(out).frame)
+    assert len(res.rows) == len(configs)
+    for r in res.rows:
+        assert abs(r.predicted / truth[r.row.name] - 1) < 0.06, r.row.name
+    assert res.rms_log < 0.05
