@@ -53,7 +53,10 @@ rows may hold different numbers of runs):
   two-sided level alpha, per side n = (t(1-alpha/2, df) + t(1-beta, df))^2 *
   (cvA^2 + cvB^2) / d^2, iterated because df = 2n - 2 depends on n (the
   normal-approximation start is refined with Student quantiles).
-  ``welch_power`` gives the power itself from the noncentral t distribution.
+  ``welch_power`` gives the power itself from the noncentral t distribution
+  (df from the true variances). Welch's test estimates its df from the data,
+  so at n <= 5 per side the real power is 2-3 points lower than this figure
+  (measured in benchmarks/RESULTS-stats.md); from n ~ 10 they agree.
 - Sequential procedure (fewer runs than a fixed-n test): Wald's sequential
   probability ratio test, run after every interleaved pair (A, B) of runs, on
   log IOPS so that a change is a ratio. With d = mean(log B) - mean(log A),

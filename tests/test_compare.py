@@ -142,7 +142,10 @@ def test_true_5pct_drop_detected_with_claimed_power():
         c = C.compare(base, cand, correction="none")
         claimed = float(welch_power(0.05, cv, cv * 0.95, 5, 5, 0.05))
         detected = np.mean((c.rows["p"] < 0.05) & (c.rows["ratio"] < 1))
-        assert abs(detected - claimed) <= 3.5 * math.sqrt(claimed * (1 - claimed) / rows) + 0.01
+        tol = 3.5 * math.sqrt(claimed * (1 - claimed) / rows)
+        # The noncentral t uses the true df; Welch estimates it, losing 2-3 points at n = 5
+        # (stats docstring): allow that much below the claim, nothing above it.
+        assert claimed - 0.03 - tol <= detected <= claimed + tol
         assert np.mean(c.rows["verdict"] == "regression") <= detected
 
 

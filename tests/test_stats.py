@@ -133,7 +133,9 @@ def test_welch_power_matches_simulation_at_seed_noise():
         b = rng.normal(0.95, 0.95 * cv, (5000, 5))
         r = stats.welch(a, b)
         seen = np.mean((r.p < 0.05) & (r.ratio < 1))
-        assert abs(seen - claimed) < 3.5 * math.sqrt(claimed * (1 - claimed) / 5000) + 0.01, (cv, seen, claimed)
+        tol = 3.5 * math.sqrt(claimed * (1 - claimed) / 5000)
+        # Welch estimates its df: up to 3 points below the noncentral-t claim at n = 5, never above.
+        assert claimed - 0.03 - tol <= seen <= claimed + tol, (cv, seen, claimed)
 
 
 def test_vectorised_speed_200_configs_x_30_runs():
