@@ -183,6 +183,10 @@ class DeviceQueue:
         last = self.last_avail_idx
         append = elems.append
         for _ in range(avail):
+            if self.inuse >= size:
+                # More chains in use than the ring holds: the guest re-used a head.
+                self._fail(f"vq {self.index}: virtqueue size exceeded")
+                break
             head = ring[last & mask]
             if head >= size:
                 self._fail(f"vq {self.index}: guest provided head {head} outside a table of {size}")
@@ -241,6 +245,12 @@ class DeviceQueue:
         self.used_idx = idx
         r.used_idx = idx  # the write barrier + idx store of virtqueue_flush()
         self.inuse -= 1
+        # virtqueue_flush(): once the used index has run 2**15 or more past the
+        # last signalled value, need_event() can no longer tell old from new;
+        # forget signalled_used so that the next check notifies.
+        d = (idx - self.signalled_used) & U16
+        if d == 0 or d >= 0x8000:
+            self.signalled_used_valid = False
 
     def should_notify(self) -> bool:
         """virtio_should_notify(): does the driver want an interrupt now?
