@@ -194,7 +194,7 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
         "figures": figures, "speedups": [dict(s, text=_fmt_ratio(s)) for s in speedups],
         "latency": lat, "comparison": comparison, "history": history,
         "env": _environment(frame, files, jobs or {}, order),
-        "raw": _raw_links(files, order, out_dir),
+        "raw": _raw_links(files, order, out_dir, {os.path.abspath(p) for p in frame["path"]} if "path" in frame else None),
     }
 
 
@@ -308,13 +308,17 @@ def format_argv(argv: list[str]) -> str:
     return out
 
 
-def _raw_links(files, order, out_dir: Path) -> list[dict[str, Any]]:
+def _raw_links(files, order, out_dir: Path, loaded: set[str] | None) -> list[dict[str, Any]]:
+    """Per config, each repetition's files as relative links, with its status. A result the
+    loader skipped or excluded (unreadable, fio error) is marked, not shown as ok."""
     names = [n for n in order if n in files] + sorted(n for n in files if n not in order)
     out = []
     for n in names:
         runs = []
         for r in files[n]:
             status = (r.meta or {}).get("status") or ("ok" if "json" in r.files else "no result")
+            if status == "ok" and loaded is not None and os.path.abspath(r.files.get("json", "")) not in loaded:
+                status = "not used"  # the reason is in the data warnings
             links = [{"label": p.name, "href": rel_href(p, out_dir)} for k, p in sorted(r.files.items(), key=lambda kv: ("json", "meta", "log").index(kv[0]))]
             runs.append({"rep": r.rep, "status": status, "links": links,
                          "error": (r.meta or {}).get("error"), "log_tail": r.log_tail,
