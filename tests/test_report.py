@@ -318,3 +318,16 @@ def test_history_not_a_database(tmp_path, runs):
     res = CliRunner().invoke(report, [str(runs), "--history", str(bad), "-o", str(tmp_path / "o")])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert str(bad) in res.output
+
+
+def test_unusable_and_failed_runs_are_marked(tmp_path, fio_outputs):
+    runs = make_runs_tree(tmp_path / "runs", fio_outputs, configs=CONFIGS[:2])
+    d = runs / "v4-smp-1-dataplane"
+    (d / "4.json").write_text("<<<<<<< HEAD\n{}\n=======\n>>>>>>> other\n")  # git conflict markers
+    (d / "5.meta.json").write_text(json.dumps(_meta("v4-smp-1-dataplane", 5, 1, True, True, "v4",
+                                                    status="timeout", error="guest did not power off")))
+    (d / "5.log").write_text("boot\nrcu: INFO: rcu_sched self-detected stall\n")
+    page, _ = build(tmp_path, str(runs))
+    assert "Data warnings" in page and "4.json" in page
+    assert '<span class="status bad">not used</span>' in page
+    assert '<span class="status bad">timeout</span>' in page and "rcu_sched self-detected stall" in page

@@ -157,22 +157,30 @@ def _tail(path: Path, lines: int) -> str:
 
 
 def job_text(runs: list) -> dict[str, str] | None:
-    """The fio job: the job file the run names, if it is still there, else rebuilt from fio's JSON."""
-    meta = next((r.meta for r in runs if r.meta), None)
-    job = (meta or {}).get("config", {}).get("fio_job")
-    for r in runs:
-        if "json" not in r.files or not job:
-            continue
-        for cand in (Path(job), r.files["json"].parent.parent.parent / job, r.files["json"].parent / Path(job).name):
-            try:
-                if cand.is_file() and cand.stat().st_size < 256 * 1024:
-                    return {"text": cand.read_text("utf-8", "replace"), "source": str(job)}
-            except OSError:
-                continue
-        break
+    """The fio job as fio ran it: the options fio recorded in its JSON output (the runner
+    overrides numjobs, iodepth, runtime, filename per configuration, so the job file alone
+    would not say what ran). The job file named in meta.json is the fallback, e.g. for
+    outputs that could not be parsed."""
     for r in runs:
         if "json" in r.files:
-            return _job_from_fio(r.files["json"])
+            job = _job_from_fio(r.files["json"])
+            if job:
+                meta = next((x.meta for x in runs if x.meta), None)
+                name = (meta or {}).get("config", {}).get("fio_job")
+                if name:
+                    job["source"] += f"; job file {name}"
+                return job
+    meta = next((r.meta for r in runs if r.meta), None)
+    name = (meta or {}).get("config", {}).get("fio_job")
+    if not name:
+        return None
+    here = next(iter(runs[0].files.values())).parent if runs and runs[0].files else Path(".")
+    for cand in (Path(name), here.parent.parent / name, here.parent.parent / "jobs" / Path(name).name):
+        try:
+            if cand.is_file() and cand.stat().st_size < 256 * 1024:
+                return {"text": cand.read_text("utf-8", "replace"), "source": f"job file {name}"}
+        except OSError:
+            continue
     return None
 
 
@@ -194,7 +202,9 @@ def _job_from_fio(path: Path) -> dict[str, str] | None:
             continue  # numjobs=N repeats the same section N times
         seen.add(key)
         lines += [f"[{j.get('jobname', 'job')}]", *[f"{k}={v}" for k, v in opts], ""]
-    return {"text": "\n".join(lines).strip() + "\n", "source": f"options recorded in {path.name} ({data.get('fio version', 'fio')})"} if lines else None
+    if not lines:
+        return None
+    return {"text": "\n".join(lines).strip() + "\n", "source": f"options {data.get('fio version', 'fio')} recorded in {path.name}"}
 
 
 # ---------------------------------------------------------------- adapters
