@@ -241,6 +241,7 @@ def test_findings_beside_rows(tmp_path, runs):
 
 
 @pytest.mark.parametrize("args, message", [
+    ([], "give at least one RUNS_DIR"),
     (["/nonexistent/runs"], "does not exist"),
     (["{runs}", "--baseline", "{runs}"], "--baseline and --candidate go together"),
     (["{runs}", "--history", "/nonexistent.sqlite"], "does not exist"),
@@ -253,6 +254,11 @@ def test_cli_errors_one_line_exit_2(tmp_path, runs, args, message):
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_cli_missing_output(runs):
+    res = CliRunner().invoke(report, [str(runs)])
+    assert res.exit_code == 2 and res.output.strip() == "error: give the report directory with -o DIR (e.g. -o reports/example/)"
 
 
 def test_axes_of_names():

@@ -25,9 +25,9 @@ class BadInput(Exception):
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("runs_dirs", metavar="RUNS_DIR [MORE_RUNS_DIRS]...", nargs=-1, required=True)
-@click.option("-o", "--output", "out", metavar="DIR", required=True,
-              help="Report directory; index.html is written inside (created if missing).")
+@click.argument("runs_dirs", metavar="RUNS_DIR [MORE_RUNS_DIRS]...", nargs=-1)
+@click.option("-o", "--output", "out", metavar="DIR",
+              help="Report directory; index.html is written inside (created if missing). Required.")
 @click.option("--baseline", metavar="DIR", help="Runs tree of the baseline build (with --candidate): adds a compare section.")
 @click.option("--candidate", metavar="DIR", help="Runs tree of the candidate build (with --baseline).")
 @click.option("--history", "history_db", metavar="DB", help="Nightly history database (SQLite): adds trends and change points.")
@@ -44,6 +44,11 @@ def report(runs_dirs: tuple[str, ...], out: str, baseline: str | None, candidate
       perfsuite report runs/ --baseline runs-v3/ --candidate runs-v4/ -o reports/v3-v4/
       perfsuite report runs/ --history nightly.sqlite -o reports/nightly/
     """
+    # Checked here rather than by click, whose usage errors take three lines.
+    if not runs_dirs:
+        _fail("give at least one RUNS_DIR (e.g. perfsuite report runs/ -o reports/example/)", 2)
+    if not out:
+        _fail("give the report directory with -o DIR (e.g. -o reports/example/)", 2)
     t0 = time.perf_counter()
     try:
         path, ctx = _build([Path(d) for d in runs_dirs], Path(out), baseline, candidate, history_db, check)
