@@ -99,3 +99,13 @@ def test_fit_recovers_known_truth_from_simulated_runs(tmp_path_factory, seed, sc
     for r in res.rows:
         assert abs(r.predicted / truth[r.row.name] - 1) < 0.06, r.row.name
     assert res.rms_log < 0.05
+
+
+@given(p=params, n=st.integers(1, 32), k=st.integers(1, 8), d=st.integers(1, 64))
+def test_iothread_vq_mapping_spreads_queue_i_to_thread_i_mod_k(p, n, k, d):
+    # The busiest IOThread owns ceil(n/k) of the n queues (queue i -> i mod k).
+    pr = predict(cfg(smp=n, num_queues=n, iodepth=d, iothreads=k, vq_mapping=True), p)
+    per_thread = [sum(1 for i in range(n) if i % k == t) for t in range(k)]
+    assert math.isclose(pr.handler_threads, n / max(per_thread))
+    one = predict(cfg(smp=n, num_queues=n, iodepth=d, iothreads=1, vq_mapping=True), p)
+    assert pr.iops >= one.iops * (1 - 1e-12)

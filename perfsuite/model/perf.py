@@ -21,7 +21,8 @@ latency (Little)      one request alone: every stage + backend_us            C =
   possible CPUs, so extra queues stay idle; u = queues with a busy vCPU.
 * h = 1: all queues are served by one AioContext (the main loop, or the one
   IOThread of the seed's series).  With ``iothread-vq-mapping`` over K
-  IOThreads, queue i goes to IOThread i mod K, so h = min(K, u).
+  IOThreads, queue i goes to IOThread i mod K; the busiest thread has
+  ceil(u/K) queues, so h = u / ceil(u/K) (= min(K, u) when K divides u).
 * B = 1 + batch_eff * (C/u - 1): requests per kick and per interrupt.  EVENT_IDX
   suppresses kicks while the handler is still draining a queue and interrupts
   while the guest is still reaping, so the deeper each queue, the more requests
@@ -116,7 +117,7 @@ class Prediction:
     bounds: dict[str, float] = field(default_factory=dict)   # resource -> IOPS it allows
     queues_used: int = 1           # queues the Linux driver sets up: min(Q, N)
     busy_queues: int = 1
-    handler_threads: int = 1
+    handler_threads: float = 1.0
     batch: float = 1.0
 
     @property
@@ -138,7 +139,9 @@ def predict(cfg: PerfConfig, params: Params | None = None) -> Prediction:
     a = min(jobs, n)                       # vCPUs with a fio job on them
     u = min(q, a)                          # queues those vCPUs submit to
     if cfg.dataplane and cfg.vq_mapping:
-        h = min(cfg.iothreads, u)
+        # Queue i -> IOThread i mod K: the busiest IOThread serves ceil(u/K)
+        # queues, so K threads are worth u / ceil(u/K) (3 queues on 2: 1.5).
+        h = u / -(-u // cfg.iothreads)
     else:
         h = 1                              # one AioContext serves every queue
     inflight = jobs * cfg.iodepth
