@@ -10,8 +10,11 @@ guest and keeps everything already written. A lock keeps two runners out of one 
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import hashlib
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -74,7 +77,7 @@ class Runner:
     def get_image(self) -> Any:
         if self.image is None:
             from perfsuite.guest import ensure_image
-            self.image = ensure_image(log=lambda m: self.event("note", text=str(m)))
+            self.image = pin_image(ensure_image(log=lambda m: self.event("note", text=str(m))))
         return self.image
 
     def accel(self, qemu: str) -> AccelChoice:
@@ -88,9 +91,37 @@ class Runner:
         if self.launcher is not None:
             return self.launcher(c, reps, accel=accel, poweroff=self.options.poweroff)
         from perfsuite.qemu.features import probe
-        return Boot(c, reps, self.get_image(), accel=accel, work_root=self.options.work_root,
+        image = self.get_image()
+        if not all(Path(getattr(image, k)).exists() for k in ("kernel", "initrd")):
+            self.event("note", text=f"guest image {getattr(image, 'key', '')} left the cache; "
+                                    "ensuring it again")
+            self.image = None
+            image = self.get_image()
+        return Boot(c, reps, image, accel=accel, work_root=self.options.work_root,
                     vq_mapping=probe(c.qemu).vq_mapping, poweroff=self.options.poweroff,
                     keep_workdir=self.options.keep_workdir)
+
+
+def pin_image(image: Any) -> Any:
+    """Hard-link the image's kernel + initrd into a private dir for this process, so that a
+    cache prune (a newer image built meanwhile) cannot pull them away mid-matrix."""
+    if not dataclasses.is_dataclass(image):
+        return image
+    try:
+        d = Path(tempfile.mkdtemp(prefix=f"perfsuite-image-{getattr(image, 'key', '')}-"))
+        atexit.register(shutil.rmtree, d, True)
+        files = {}
+        for k in ("kernel", "initrd"):
+            src = Path(getattr(image, k))
+            dst = d / src.name
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+            files[k] = dst
+        return dataclasses.replace(image, **files)
+    except (OSError, TypeError, ValueError):
+        return image
 
 
 # ----------------------------------------------------------------------------- run dir
