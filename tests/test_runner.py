@@ -4,7 +4,6 @@ failures, interruption, the runs-dir lock."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import orjson
 import pytest
