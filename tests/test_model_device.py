@@ -16,6 +16,8 @@ from perfsuite.model.virtqueue import U16
 op = st.one_of(
     st.tuples(st.just("submit"), st.integers(0, 63), st.sampled_from([T_IN, T_OUT, T_FLUSH, T_GET_ID]),
               st.integers(1, 12), st.booleans()),
+    st.tuples(st.just("batch"), st.integers(0, 63),
+              st.lists(st.tuples(st.sampled_from([T_IN, T_OUT, T_FLUSH]), st.integers(1, 12)), max_size=12)),
     st.tuples(st.just("handle")),
     st.tuples(st.just("complete"), st.integers(0, 20), st.booleans(), st.randoms(use_true_random=False)),
     st.tuples(st.just("irq")),
@@ -64,6 +66,12 @@ def test_every_request_completes_once_on_its_own_queue(cpus, queues, size, event
             rid = d.submit(cpu, rtype, sector=8 * n, nbytes=nbytes, kick=last)
             if rid is not None:
                 submitted[rid] = (d.cpu_queue[cpu], rtype)
+        elif kind == "batch":
+            _, cpu, reqs = o
+            cpu %= cpus
+            reqlist = [(t, 8 * n, 0 if t == T_FLUSH else 512 * n) for t, n in reqs]
+            for rid, (t, _, _) in zip(d.submit_many(cpu, reqlist), reqlist):
+                submitted[rid] = (d.cpu_queue[cpu], t)
         elif kind == "handle":
             s.device.handle_kicks()
         elif kind == "complete":

@@ -145,6 +145,63 @@ class Driver:
             self.kick(qi)
         return rid
 
+    def submit_many(self, cpu: int, requests) -> list[int]:
+        """blk-mq's queue_rqs(): add a list of (type, sector, nbytes) to the CPU's
+        queue, then one kick decision.  Stops early when the ring is full; returns
+        the ids of the requests queued (the same chains submit() builds)."""
+        qi = self.cpu_queue[cpu]
+        q = self.queues[qi]
+        ring = q.ring
+        free = q.free
+        mem = self.mem
+        pack = _HDR.pack_into
+        da, dl, df, dn = ring.desc_addr, ring.desc_len, ring.desc_flags, ring.desc_next
+        avail = ring.avail_ring
+        inflight = q.inflight
+        slot, slot_data, base, mask = self.slot, self.slot_data, q.base, q.mask
+        idx = ring.avail_idx
+        rid = self.next_id
+        ids = []
+        for rtype, sector, nbytes in requests:
+            ndesc = 3 if nbytes > 0 else 2
+            if len(free) < ndesc:
+                break
+            head = free.pop()
+            addr = base + head * slot
+            pack(mem, addr, rtype, 0, sector)
+            mem[addr + HDR_BYTES] = STATUS_UNSET
+            da[head] = addr
+            dl[head] = HDR_BYTES
+            df[head] = VRING_DESC_F_NEXT
+            if ndesc == 3:
+                d = free.pop()
+                dn[head] = d
+                da[d] = addr + SLOT_OVERHEAD
+                dl[d] = nbytes if nbytes < slot_data else slot_data
+                df[d] = VRING_DESC_F_NEXT if rtype == 1 else VRING_DESC_F_NEXT | VRING_DESC_F_WRITE
+                s = free.pop()
+                dn[d] = s
+                chain = (head, d, s)
+            else:
+                s = free.pop()
+                dn[head] = s
+                chain = (head, s)
+            da[s] = addr + HDR_BYTES
+            dl[s] = 1
+            df[s] = VRING_DESC_F_WRITE
+            inflight[head] = (rid, chain)
+            ids.append(rid)
+            rid += 1
+            avail[idx & mask] = head
+            idx = (idx + 1) & U16
+        # One store of avail->idx for the batch, after every entry is written.
+        ring.avail_idx = idx
+        self.next_id = rid
+        q.num_added += len(ids)
+        if q.num_added:
+            self.kick(qi)
+        return ids
+
     def submit_malformed(self, cpu: int, kind: str) -> int | None:
         """Queue a broken chain (for the rejection tests); returns its request id.
 
