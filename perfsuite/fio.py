@@ -240,6 +240,10 @@ def _add_latency(st: dict, w: float, sums: dict, wsums: dict) -> None:
         clat, lat, scale = st.get("clat"), st.get("lat"), 1.0
     if not isinstance(clat, dict):
         return
+    # gtod_reduce=1 (and similar) turns latency measurement off: fio then prints zeros
+    # with N = 0 (fio 3) or min = max = mean = 0 (fio 2). Unknown, not 0 us.
+    if clat.get("N") == 0 or (clat.get("max") == 0 and clat.get("mean") == 0):
+        return
     mean = clat.get("mean")
     if _is_num(mean) and math.isfinite(mean) and mean >= 0:
         sums["mean"] += w * mean * scale

@@ -203,3 +203,12 @@ def test_odd_bins_are_parsed_whole():
     data = b'{"jobs": [{"read": {"iops": 1, "clat_ns": {"mean": 1, "bins": {"1": "}"}}}}]}'
     assert _without_bins(data) == data
     assert parse_bytes(data)["iops"] == 1
+
+
+def test_latency_not_measured_is_unknown_not_zero():
+    # gtod_reduce=1: fio measures no latency and prints zeros with N = 0
+    doc = raw("fio3-gtod-reduce.json")
+    assert doc["jobs"][0]["read"]["clat_ns"]["N"] == 0
+    rec = parse_file(FIXTURES / "fio3-gtod-reduce.json")
+    assert all(math.isnan(rec[k]) for k in ("lat_mean_us", "lat_p50_us", "lat_p99_us", "lat_p999_us"))
+    assert rec["iops"] == pytest.approx(sum(j["read"]["iops"] for j in doc["jobs"]))
