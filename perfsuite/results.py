@@ -73,7 +73,11 @@ def load_runs(
         raise ResultsError(f"runs directory {str(root)!r} does not exist")
     if not root.is_dir():
         raise ResultsError(f"{str(root)!r} is not a directory")
-    groups = _find_runs(root)
+    unreadable: list[str] = []
+    try:
+        groups = _find_runs(root, unreadable)
+    except OSError as exc:
+        raise ResultsError(f"cannot list {str(root)!r}: {exc.strerror or exc}") from None
     if not groups:
         raise ResultsError(f"no fio results in {str(root)!r} (expected {root}/<NAME>/<N>.json)")
     if names:
@@ -83,7 +87,7 @@ def load_runs(
             raise ResultsError(f"no run name in {str(root)!r} matches {' or '.join(patterns)!r}")
 
     rows: list[dict[str, Any]] = []
-    warnings: list[str] = []
+    warnings: list[str] = list(unreadable)
     failed: dict[str, int] = {}
     with_meta = False
     for name in sorted(groups):
@@ -136,13 +140,17 @@ def load_runs(
 RunDir = tuple[str, list[str], set[str]]
 
 
-def _find_runs(root: Path) -> dict[str, RunDir]:
+def _find_runs(root: Path, unreadable: list[str]) -> dict[str, RunDir]:
     """NAME -> its RunDir, for every subdirectory holding results or meta files."""
     out: dict[str, RunDir] = {}
     with os.scandir(root) as it:
         subdirs = [(e.name, e.path) for e in it if e.is_dir() and not e.name.startswith(".")]
     for name, d in subdirs:
-        found = _scan_dir(d)
+        try:
+            found = _scan_dir(d)
+        except OSError as exc:  # one unreadable run directory must not hide the others
+            unreadable.append(f"skipped {d}: cannot list it ({exc.strerror or exc})")
+            continue
         if found[1] or found[2]:
             out[name] = found
     if not any(results for _, results, _ in out.values()):

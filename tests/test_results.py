@@ -163,3 +163,21 @@ def test_a_single_run_directory_is_its_own_row(tmp_path):
 def test_no_results_is_a_clear_error(tmp_path, make, words):
     with pytest.raises(ResultsError, match=words):
         load_runs(make(tmp_path))
+
+
+def test_unreadable_run_directory_is_a_warning(tmp_path, monkeypatch):
+    # chmod 0 does not stop root (CI runs as root), so the listing itself fails here
+    import perfsuite.results as results
+
+    root = tree(tmp_path / "runs", {"x": {"1.json": A}, "y": {"1.json": B}})
+    real = results._scan_dir
+
+    def scan(d):
+        if d.endswith("y"):
+            raise PermissionError(13, "Permission denied")
+        return real(d)
+
+    monkeypatch.setattr(results, "_scan_dir", scan)
+    res = load_runs(root)
+    assert list(res.frame["name"]) == ["x"]
+    assert res.warnings == [f"skipped {root / 'y'}: cannot list it (Permission denied)"]
