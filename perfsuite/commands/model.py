@@ -121,7 +121,7 @@ def predict(smp, num_queues, dataplane, iodepth, numjobs, accel, iothreads, vq_m
 @_guard
 def fit(runs_dir, host_cpus, save) -> None:
     """Fit the model's stage costs to RUNS_DIR; print predicted vs measured per config."""
-    from perfsuite.model.fit import fit_frame
+    from perfsuite.model.fit import MIN_CROSS_CONFIGS, cross_validate, fit_frame
     from perfsuite.results import load_runs
 
     lr = load_runs(runs_dir)
@@ -132,16 +132,30 @@ def fit(runs_dir, host_cpus, save) -> None:
         click.echo(f"note: {n}", err=True)
     if not res.rows:
         _fail(f"no run in {runs_dir} has the meta.json (smp, num_queues) the model needs")
+    # Out-of-sample: each configuration predicted by a fit on the others (the
+    # in-sample error of 9 parameters on a handful of configurations flatters).
+    held, _ = cross_validate([r.row for r in res.rows])
+    cv = {r.row.name: r for r in held}
     w = max(len("Name"), *(len(r.row.name) for r in res.rows))
-    click.echo(f"{'Name':<{w}}  smp  nq  dp  jobs   qd accel  n     measured    predicted    error  bottleneck")
+    click.echo(f"{'Name':<{w}}  smp  nq  dp  jobs   qd accel  n     measured    predicted    error"
+               "  held-out  bottleneck")
     for r in res.rows:
         c = r.row.cfg
+        h = cv.get(r.row.name)
+        held_txt = f"{h.error_pct:>+8.1f}%" if h else f"{'n/a':>9}"
         click.echo(f"{r.row.name:<{w}}  {c.smp:>3} {c.num_queues:>3}  {'y' if c.dataplane else 'n':>2}  "
                    f"{c.jobs:>4} {c.iodepth:>4} {c.accel:<5} {r.row.n:>2} {r.row.measured:>12,.0f} "
-                   f"{r.predicted:>12,.0f} {r.error_pct:>+7.1f}%  {r.bottleneck}")
+                   f"{r.predicted:>12,.0f} {r.error_pct:>+7.1f}% {held_txt}  {r.bottleneck}")
     click.echo(f"fit: {len(res.rows)} configuration(s); typical error (RMS of log ratio) "
                f"{100 * res.rms_log:.1f}%, mean |error| {res.mape:.1f}%, R^2 of log IOPS "
                f"{'n/a' if math.isnan(res.r2_log) else f'{res.r2_log:.3f}'}")
+    if held:
+        logs = [math.log(h.predicted / h.row.measured) for h in held]
+        rms = math.sqrt(sum(x * x for x in logs) / len(logs))
+        click.echo(f"held-out: each configuration predicted from a fit on the others: typical error "
+                   f"{100 * rms:.1f}%, mean |error| {sum(abs(h.error_pct) for h in held) / len(held):.1f}%")
+    else:
+        click.echo(f"held-out: n/a (needs >= {MIN_CROSS_CONFIGS} configurations per accelerator)")
     for accel, p in sorted(res.model.params.items()):
         if res.model.fitted.get(accel):
             vals = ", ".join(f"{k}={v:.3g}" for k, v in p.as_dict().items())
