@@ -56,8 +56,10 @@ def find_chromium() -> str | None:
     return None
 
 
-def inspect_page(html: Path, screenshot: Path | None = None, width: int = 1280, timeout: float = 60.0) -> PageReport:
-    """Open `html` (a file), wait for load, and return errors, image sizes and a full-page PNG."""
+def inspect_page(html: Path, screenshot: Path | None = None, width: int = 1280, timeout: float = 60.0,
+                 max_height: int | None = None) -> PageReport:
+    """Open `html` (a file), wait for load, and return errors, image sizes and a PNG of the
+    whole page (or of its top `max_height` CSS pixels, e.g. for a README picture)."""
     exe = find_chromium()
     if exe is None:
         raise BrowserError("chromium not found (Debian: apt-get install chromium)")
@@ -71,7 +73,7 @@ def inspect_page(html: Path, screenshot: Path | None = None, width: int = 1280, 
         port = _devtools_port(Path(profile), proc, timeout)
         ws = _CDP(_page_ws_url(port, timeout), timeout)
         try:
-            return _drive(ws, Path(html).resolve().as_uri(), width, screenshot, timeout)
+            return _drive(ws, Path(html).resolve().as_uri(), width, screenshot, timeout, max_height)
         finally:
             ws.close()
     finally:
@@ -88,7 +90,8 @@ def inspect_page(html: Path, screenshot: Path | None = None, width: int = 1280, 
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def _drive(ws: "_CDP", url: str, width: int, screenshot: Path | None, timeout: float) -> PageReport:
+def _drive(ws: "_CDP", url: str, width: int, screenshot: Path | None, timeout: float,
+           max_height: int | None) -> PageReport:
     rep = PageReport()
     for domain in ("Page", "Runtime", "Log", "Network"):
         ws.call(f"{domain}.enable")
@@ -110,7 +113,7 @@ def _drive(ws: "_CDP", url: str, width: int, screenshot: Path | None, timeout: f
     rep.images = json.loads(res["result"]["value"])
     if screenshot is not None:
         size = ws.call("Page.getLayoutMetrics")["cssContentSize"]
-        height = int(min(size["height"], 16000))
+        height = int(min(size["height"], max_height or 16000))  # 16000: Chromium's texture limit
         ws.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
         shot = ws.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                        clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1})
@@ -286,9 +289,9 @@ class _CDP:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m perfsuite.report.browser PAGE.html SCREENSHOT.png")
-    r = inspect_page(Path(sys.argv[1]), Path(sys.argv[2]))
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python -m perfsuite.report.browser PAGE.html SCREENSHOT.png [MAX_HEIGHT]")
+    r = inspect_page(Path(sys.argv[1]), Path(sys.argv[2]), max_height=int(sys.argv[3]) if len(sys.argv) == 4 else None)
     print(f"title: {r.title}\nerrors: {r.errors or 'none'}")
     for im in r.images:
         print(f"  {im['tag']} {im['width']:.0f}x{im['height']:.0f}  {im['alt'][:60]}")
