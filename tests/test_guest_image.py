@@ -287,3 +287,62 @@ def test_pvh_kernel_is_unpacked_from_a_bzimage():
     assert img.unpack_vmlinux(fake_bz) == pvh
     assert img.unpack_vmlinux(b"MZ" + lzma.compress(plain)) is None   # no PVH: keep bzImage
     assert img.unpack_vmlinux(b"MZ nothing compressed here") is None
+
+
+# --- stub libraries ---------------------------------------------------------------------------
+
+READELF_V = """Version needs section '.gnu.version_r' contains 3 entries:
+  000000: Version: 1  File: libgfapi.so.0  Cnt: 2
+  0x0010:   Name: GFAPI_3.4.0  Flags: none  Version: 19
+  0x0020:   Name: GFAPI_6.0  Flags: none  Version: 3
+  0x0030: Version: 1  File: libc.so.6  Cnt: 1
+  0x0040:   Name: GLIBC_2.2.5  Flags: none  Version: 2
+"""
+OBJDUMP_FIO = """
+/usr/bin/fio:     file format elf64-x86-64
+
+DYNAMIC SYMBOL TABLE:
+0000000000000000      DF *UND*\t0000000000000000 (GFAPI_6.0)  glfs_pwrite_async
+0000000000000000      DF *UND*\t0000000000000000 (GFAPI_3.4.0) glfs_new
+0000000000000000      DF *UND*\t0000000000000000 (GLIBC_2.2.5) strdup
+0000000000000000      DF *UND*\t0000000000000000  Base        rbd_open
+0000000000000000      DF *UND*\t0000000000000000  Base        zlibVersion
+00000000000c5000 g    DO .data\t0000000000000008  Base        fio_global
+"""
+
+
+def test_stub_plan_follows_versions_and_definitions():
+    from perfsuite.guest import stubs
+    needs = stubs.parse_version_needs(READELF_V)
+    assert needs == {"GFAPI_3.4.0": "libgfapi.so.0", "GFAPI_6.0": "libgfapi.so.0",
+                     "GLIBC_2.2.5": "libc.so.6"}
+    syms = stubs.parse_dynsyms(OBJDUMP_FIO)
+    assert ("glfs_new", "GFAPI_3.4.0", False) in syms and ("rbd_open", "", False) in syms
+    assert ("fio_global", "", True) in syms
+    plan = stubs.plan_stubs(syms, needs, {"libgfapi.so.0": set(), "librbd.so.1": {"rbd_open"}})
+    assert plan == {"libgfapi.so.0": {"GFAPI_6.0": ["glfs_pwrite_async"], "GFAPI_3.4.0": ["glfs_new"]},
+                    "librbd.so.1": {"": ["rbd_open"]}}  # libc and zlib are left alone
+    asm, script = stubs.stub_source("libgfapi.so.0", plan["libgfapi.so.0"])
+    assert "glfs_new:" in asm and "syscall" in asm
+    assert script.splitlines() == ["GFAPI_3.4.0 { global: glfs_new; };",
+                                   "GFAPI_6.0 { global: glfs_pwrite_async; } GFAPI_3.4.0;"]
+    assert stubs.is_optional("librbd.so.1") and not stubs.is_optional("libaio.so.1")
+
+
+def test_fio_runs_with_stub_libraries(tmp_path):
+    """Real stubs for the real fio: it starts, runs a null job, and a stubbed engine says why."""
+    from perfsuite.guest import stubs
+    if not (stubs.available() and img.Path(img.FIO).exists()):
+        pytest.skip("needs binutils and fio")
+    built = stubs.build_stubs(img.FIO, img.fio_libraries(), tmp_path)
+    assert "librbd.so.1" in built
+    kept = img.fio_libraries(str(tmp_path))
+    assert not any("ceph" in p or "librados" in p and not p.startswith(str(tmp_path)) for p in kept)
+    env = {"LD_LIBRARY_PATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    ok = subprocess.run([img.FIO, "--name=n", "--ioengine=null", "--size=1m", "--output-format=json"],
+                        capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert ok.returncode == 0 and orjson.loads(ok.stdout)["jobs"][0]["read"]["io_bytes"] > 0
+    bad = subprocess.run([img.FIO, "--name=n", "--ioengine=rbd", "--size=1m", "--pool=p",
+                          "--rbdname=r", "--clientname=c"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path)
+    assert "librados.so.2 is a stub" in bad.stderr

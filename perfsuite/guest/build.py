@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 from filelock import FileLock
 
-from perfsuite.guest import cpio, image as image_mod, kernel as debian, modules as kmod
-from perfsuite.guest.image import (BUSYBOX, DEFAULT_FIO_MODE, FIO, FIO_MODES, GuestImage,
+from perfsuite.guest import cpio, image as image_mod, kernel as debian, modules as kmod, stubs
+from perfsuite.guest.image import (BUSYBOX, DEFAULT_FIO_MODE, FIO, FIO_MODES, STUB_DIR, GuestImage,
                                    ImageError, _fio_fingerprint, _sha256, bzimage_version,
                                    cache_key, cache_root, fio_libraries, initramfs_entries,
                                    unpack_vmlinux)
@@ -28,13 +28,14 @@ def _say(log, msg: str) -> None:
 def _builder_hash() -> str:
     """Hash of the code that lays out the image, so a changed builder means a new image."""
     h = hashlib.sha256()
-    for source in (cpio.__file__, kmod.__file__, image_mod.__file__, __file__):
+    for source in (cpio.__file__, kmod.__file__, image_mod.__file__, stubs.__file__, __file__):
         h.update(Path(source).read_bytes())
     return h.hexdigest()
 
 
 def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | None,
-               cache: Path, fio_mode: str, log, pvh: bool = True) -> tuple[dict, dict]:
+               cache: Path, fio_mode: str, log, pvh: bool = True,
+               stub_libs: bool = True) -> tuple[dict, dict]:
     """(inputs that key the image, how to get the kernel). Cheap: no download, no build."""
     if fio_mode not in FIO_MODES:
         raise ImageError(f"unknown fio delivery mode {fio_mode!r} (one of {', '.join(FIO_MODES)})")
@@ -48,6 +49,8 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
         "fio": _fio_fingerprint(),
         "fio_mode": fio_mode,
         "pvh": pvh,
+        # gcc/binutils present now or not changes the image, so it is part of the key
+        "stub_libs": bool(stub_libs and stubs.available()),
     }
     if kernel is None:
         if modules is not None:
@@ -71,23 +74,26 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
 
 
 def current_key(kernel=None, modules=None, fio_mode: str = DEFAULT_FIO_MODE, log=None,
-                pvh: bool = True) -> str:
+                pvh: bool = True, stub_libs: bool = True) -> str:
     """The key ensure_image would use now, without building anything."""
-    inputs, _ = plan_build(kernel, modules, cache_root(), fio_mode, log, pvh)
+    inputs, _ = plan_build(kernel, modules, cache_root(), fio_mode, log, pvh, stub_libs)
     return cache_key(inputs)
 
 
 def ensure_image(kernel=None, modules=None, cache_dir=None, force: bool = False,
-                 log=print, fio_mode: str = DEFAULT_FIO_MODE, pvh: bool = True) -> GuestImage:
+                 log=print, fio_mode: str = DEFAULT_FIO_MODE, pvh: bool = True,
+                 stub_libs: bool = True) -> GuestImage:
     """The guest image for these inputs, from the cache or freshly built.
 
     pvh: boot the kernel as an uncompressed ELF via PVH when it allows (much faster under
     TCG); False keeps the bzImage as given.
+    stub_libs: replace the libraries only fio's rbd/gluster/nbd/rdma/pmem engines use by
+    stubs (perfsuite.guest.stubs; needs gcc, else all libraries are carried).
     """
     cache = cache_root(cache_dir)
     images = cache / "images"
     images.mkdir(parents=True, exist_ok=True)
-    inputs, how = plan_build(kernel, modules, cache, fio_mode, log, pvh)
+    inputs, how = plan_build(kernel, modules, cache, fio_mode, log, pvh, stub_libs)
     key = cache_key(inputs)
     final = images / key
     if (final / "image.json").exists() and not force:
@@ -149,12 +155,20 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
     module_files = [(name, kmod.read_module(path)) for name, path in chosen]
     _say(log, f"kernel {kversion}; modules: {' '.join(n for n, _ in chosen) or '(built in)'}")
 
-    libs = fio_libraries()
-    lib_dirs = sorted({os.path.dirname(p) for p in libs if not p.startswith("/lib64")})
-    fio_files = []
+    libs, fio_files = fio_libraries(), []
+    if inputs.get("stub_libs"):
+        with tempfile.TemporaryDirectory(prefix="perfsuite-stubs-") as stubdir:
+            built = stubs.build_stubs(FIO, libs, Path(stubdir))
+            libs = fio_libraries(stubdir)  # what fio maps once the stubs stand in
+            fio_files += [(f"{STUB_DIR}/{so}", path.read_bytes()) for so, path in built.items()]
+        libs = [p for p in libs if not p.startswith(stubdir)]
+        _say(log, f"fio: {len(built)} optional libraries replaced by stubs, "
+                  f"{len(libs)} real ones kept")
+    lib_dirs = sorted({os.path.dirname(p) for p in libs if not p.startswith("/lib64")}
+                      | ({STUB_DIR} if fio_files else set()))
     if fio_mode == "initramfs":
         # Each library at the path ldd printed, as a plain file (symlinks resolved).
-        fio_files = [(FIO, Path(FIO).read_bytes())]
+        fio_files += [(FIO, Path(FIO).read_bytes())]
         fio_files += [(p, Path(os.path.realpath(p)).read_bytes()) for p in libs]
     loader = next((os.path.realpath(p) for p in libs if "ld-linux" in p), "/lib64/ld-linux-x86-64.so.2")
     fio_version = subprocess.run([FIO, "--version"], capture_output=True, text=True).stdout.strip()
@@ -164,6 +178,7 @@ def _build(out: Path, key: str, inputs: dict, how: dict, cache: Path, fio_mode: 
     kernel_file = "vmlinux" if elf else "vmlinuz"
     (out / kernel_file).write_bytes(elf or kdata)
     meta = {"key": key, "kernel_version": kversion, "kernel_source": source, "pvh": bool(elf),
+            "stubbed": sorted(Path(p).name for p, _ in fio_files if p.startswith(STUB_DIR)),
             "kernel_file": kernel_file,
             "modules": [n for n, _ in chosen], "fio_mode": fio_mode, "fio_version": fio_version,
             "inputs": inputs}

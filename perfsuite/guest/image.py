@@ -100,6 +100,7 @@ def bzimage_version(data: bytes) -> str | None:
     return raw.split()[0] if raw else None
 
 
+STUB_DIR = "/usr/lib/perfsuite-stubs"   # in the initramfs; searched before everything else
 XEN_ELFNOTE_PHYS32_ENTRY = 18  # the note QEMU looks for to boot an ELF kernel the PVH way
 
 
@@ -149,8 +150,10 @@ def unpack_vmlinux(bzimage: bytes) -> bytes | None:
     return None
 
 
-def fio_libraries() -> list[str]:
-    out = subprocess.run(["ldd", FIO], capture_output=True, text=True)
+def fio_libraries(extra_lib_dir: str | None = None) -> list[str]:
+    """What the loader maps for fio (ldd), optionally with stub libraries found first."""
+    env = {**os.environ, "LD_LIBRARY_PATH": extra_lib_dir} if extra_lib_dir else None
+    out = subprocess.run(["ldd", FIO], capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise ImageError(f"ldd {FIO} failed: is fio installed? ({out.stderr.strip()})")
     return parse_ldd(out.stdout)
@@ -172,15 +175,18 @@ def perfsuite_conf(module_names: list[str], fio_mode: str, lib_dirs: list[str],
     """/etc/perfsuite.conf: what /init needs to know about this image (pure)."""
     lines = [f"MODULES='{' '.join(module_names)}'", f"FIO_MODE={fio_mode}",
              f"FIO_VERSION={shlex.quote(fio_version)}"]
+    # Stubs live in the initramfs in either mode and must be found before the real ones.
+    stub_dirs = [d for d in lib_dirs if d == STUB_DIR]
+    other = [d for d in lib_dirs if d != STUB_DIR]
     if fio_mode == "hostroot":
         # Run the host's fio through the host's loader, no chroot: W stays at /w.
         # Host symlinks may be absolute (they would point into the guest's own root), so
         # the loader and library dirs are given by their real paths.
-        libpath = ":".join("/host" + os.path.realpath(d) for d in lib_dirs)
+        libpath = ":".join(stub_dirs + ["/host" + os.path.realpath(d) for d in other])
         lines.append(f'run_fio() {{ /host{loader} --library-path {libpath} '
                      f'/host{os.path.realpath(FIO)} "$@"; }}')
     else:
-        lines.append(f"export LD_LIBRARY_PATH={':'.join(lib_dirs)}")
+        lines.append(f"export LD_LIBRARY_PATH={':'.join(stub_dirs + other)}")
         lines.append(f'run_fio() {{ {FIO} "$@"; }}')
     return "\n".join(lines) + "\n"
 
