@@ -149,6 +149,9 @@ def fit(runs_dir, host_cpus, save) -> None:
     click.echo(f"fit: {len(res.rows)} configuration(s); typical error (RMS of log ratio) "
                f"{100 * res.rms_log:.1f}%, mean |error| {res.mape:.1f}%, R^2 of log IOPS "
                f"{'n/a' if math.isnan(res.r2_log) else f'{res.r2_log:.3f}'}")
+    if math.isfinite(res.noise_floor):
+        click.echo(f"noise floor: the measured means are known to ±{100 * res.noise_floor:.1f}% "
+                   "(RMS of their standard errors)")
     if held:
         logs = [math.log(h.predicted / h.row.measured) for h in held]
         rms = math.sqrt(sum(x * x for x in logs) / len(logs))

@@ -42,6 +42,7 @@ class ConfigRow:
     cfg: PerfConfig
     measured: float     # mean IOPS over the repetitions
     n: int
+    sem_rel: float = math.nan   # standard error of that mean / the mean (noise floor)
 
 
 @dataclass
@@ -93,6 +94,13 @@ class FitResult:
     @property
     def mape(self) -> float:
         return float(np.mean([abs(r.error_pct) for r in self.rows])) if self.rows else math.nan
+
+    @property
+    def noise_floor(self) -> float:
+        """RMS over configurations of the relative SEM of the measured means:
+        an error the model cannot (and should not) go below."""
+        v = [r.row.sem_rel for r in self.rows if math.isfinite(r.row.sem_rel)]
+        return float(np.sqrt(np.mean(np.square(v)))) if v else math.nan
 
     @property
     def r2_log(self) -> float:
@@ -175,7 +183,8 @@ def rows_from_frame(frame, host_cpus: int | None = None) -> tuple[list[ConfigRow
         if cfg is None:
             notes.append(f"{name}: skipped ({why})")
             continue
-        rows.append(ConfigRow(str(name), cfg, float(iops.mean()), int(iops.size)))
+        sem = float(iops.std(ddof=1) / iops.mean() / math.sqrt(iops.size)) if iops.size > 1 else math.nan
+        rows.append(ConfigRow(str(name), cfg, float(iops.mean()), int(iops.size), sem))
     return rows, notes
 
 

@@ -12,7 +12,8 @@ vCPU                  guest_us + (exit_us + irq_us) / B                      a =
                       [+ bql_share * (emul_us + notify_us / B), no IOThread]
 virtqueue             lock_us (driver ring ops under the vq lock, one at a   u = min(Q', a)
                       time per queue)
-handler thread        emul_us + notify_us / B                                h (below)
+handler thread        emul_us + notify_us / B [+ iothread_us with an         h (below)
+                      IOThread]
 host CPUs             the sum of all CPU stages                              host_cpus
 latency (Little)      one request alone: every stage + backend_us            C = J * D
 ====================  =====================================================  ==============
@@ -29,7 +30,11 @@ latency (Little)      one request alone: every stage + backend_us            C =
   share one exit and one interrupt.
 * Without an IOThread the handler is the main loop, which holds the big QEMU
   lock (BQL) while it emulates; a share ``bql_share`` of that time stalls the
-  vCPU threads.  An IOThread runs without the BQL: it frees the vCPUs.
+  vCPU threads.  An IOThread runs without the BQL: it frees the vCPUs, but
+  its requests cross threads (ioeventfd wake-up of another thread, AioContext
+  lock, irqfd), which costs ``iothread_us`` per request on the handler.  On a
+  small, busy host that can outweigh the freed vCPU time, as in the seed's
+  table where no-dataplane beat dataplane.
 * IOPS = soft-min over the bounds, (sum_i X_i^-p)^(-1/p), p = 3: never above
   the tightest bound, and below it when two bounds are close, as queues
   in front of two nearly saturated stations interfere.
@@ -49,7 +54,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 SOFTMIN_P = 3.0
 PARAM_NAMES = ("guest_us", "exit_us", "irq_us", "emul_us", "notify_us", "lock_us",
-               "bql_share", "backend_us", "batch_eff")
+               "bql_share", "backend_us", "batch_eff", "iothread_us")
 # Parameters that are fractions, not times: bounded to (0, 1].
 FRACTIONS = ("bql_share", "batch_eff")
 
@@ -67,6 +72,7 @@ class Params:
     bql_share: float    # share of main-loop emulation that stalls vCPUs (no IOThread)
     backend_us: float   # backend service latency (null-co: a bottom half), not CPU
     batch_eff: float    # how well EVENT_IDX batches kicks/interrupts with queue depth
+    iothread_us: float  # extra handler cost per request when it runs in an IOThread
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -76,11 +82,13 @@ DEFAULTS: dict[str, Params] = {
     # KVM: a few microseconds per stage, the scale of the seed's 2016 numbers
     # (hundreds of thousands of IOPS on 4 vCPUs against null_blk / null-co).
     "kvm": Params(guest_us=6.0, exit_us=3.0, irq_us=2.0, emul_us=2.5, notify_us=1.5,
-                  lock_us=3.5, bql_share=0.3, backend_us=1.0, batch_eff=0.1),
+                  lock_us=3.5, bql_share=0.3, backend_us=1.0, batch_eff=0.1,
+                  iothread_us=0.5),
     # TCG: the guest kernel and fio run translated, ~10x slower; every MMIO
     # access takes the BQL.
     "tcg": Params(guest_us=60.0, exit_us=20.0, irq_us=15.0, emul_us=10.0, notify_us=5.0,
-                  lock_us=20.0, bql_share=0.5, backend_us=2.0, batch_eff=0.1),
+                  lock_us=20.0, bql_share=0.5, backend_us=2.0, batch_eff=0.1,
+                  iothread_us=2.0),
 }
 
 
@@ -148,7 +156,7 @@ def predict(cfg: PerfConfig, params: Params | None = None) -> Prediction:
     per_queue = min(inflight / u, cfg.queue_size)
     b = 1.0 + p.batch_eff * max(per_queue - 1.0, 0.0)
 
-    handler = p.emul_us + p.notify_us / b
+    handler = p.emul_us + p.notify_us / b + (p.iothread_us if cfg.dataplane else 0.0)
     vcpu = p.guest_us + (p.exit_us + p.irq_us) / b
     if not cfg.dataplane:
         vcpu += p.bql_share * handler
