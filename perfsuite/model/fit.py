@@ -8,7 +8,7 @@ accelerator, with two safeguards:
 
 * a weak prior pulling every log-parameter toward the defaults
   (``prior_weight`` per unit of log): a real matrix has ~6 configurations
-  and the model 9 parameters, so directions the data cannot see stay at
+  and the model 10 parameters, so directions the data cannot see stay at
   sensible values instead of wandering off;
 * a robust loss (soft L1), so that one broken configuration does not bend
   the model toward itself and hide from the plausibility check.
