@@ -267,6 +267,8 @@ def test_axes_of_names():
     assert html.axes_of("v4-smp-2-dataplane-no-mq-qs-64") == ("v4-smp-2-qs-64", True, False)
     assert html.axes_of("runs#1/v4-smp-1-no-dataplane") == ("runs#1/v4-smp-1", False, True)
     assert html.axes_of("custom", dataplane=True, num_queues=1) == ("custom", True, False)
+    # meta wins: the runner names a 1-vCPU guest without -no-mq, but it has one queue
+    assert html.axes_of("qemu-7.2-smp-1-dataplane", dataplane=True, num_queues=1) == ("qemu-7.2-smp-1", True, False)
     assert html.axes_of("custom") == ("custom", None, None)
 
 

@@ -51,20 +51,22 @@ def display_name(source: str, name: str, n_sources: int) -> str:
 # ---------------------------------------------------------------- configuration axes
 
 def axes_of(name: str, dataplane: Any = None, num_queues: Any = None) -> tuple[str, bool | None, bool | None]:
-    """(group, dataplane, multiqueue) from the seed's naming scheme, meta as a fallback.
+    """(group, dataplane, multiqueue): from meta.json where known, else the seed's name scheme.
 
+    Meta wins because the name can say less than the device: a 1-vCPU guest is named
+    `...-smp-1-dataplane` (mq and no-mq are the same device there) but has one queue.
     The group is the name with the dataplane/mq tokens removed (label, smp and any other
     axis stay), so bars that differ only in dataplane x mq share a group.
     """
     base = name.rsplit("/", 1)[-1]
     prefix = name[: len(name) - len(base)]
     m = _DP_RE.search(base)
-    if m:
-        dp: bool | None = m.group(1) is None
-        mq: bool | None = _MQ_RE.search(base) is None
-    else:
-        dp = bool(dataplane) if _known(dataplane) else None
-        mq = (float(num_queues) > 1) if _known(num_queues) else (False if _MQ_RE.search(base) else None)
+    dp: bool | None = (m.group(1) is None) if m else None
+    mq: bool | None = False if _MQ_RE.search(base) else (True if m else None)
+    if _known(dataplane):
+        dp = bool(dataplane)
+    if _known(num_queues):
+        mq = float(num_queues) > 1
     group = _MQ_RE.sub("", _DP_RE.sub("", base))
     return prefix + group, dp, mq
 
