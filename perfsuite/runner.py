@@ -30,7 +30,7 @@ from perfsuite.fsutil import atomic_write_bytes, atomic_write_json, atomic_write
 from perfsuite.qemu.accel import AccelChoice, resolve_accel
 from perfsuite.runmeta import build_meta, host_info, now_iso, versions
 
-POLL = 0.2
+POLL = 0.1
 Event = Callable[..., None]  # on_event(kind, **data): "boot", "rep", "note"
 
 
