@@ -82,7 +82,7 @@ def runs_needed(paths: int, rng, cv=0.05, change=0.05, alpha=0.01, power=0.9, ca
         out[f"pipeline_regr_{tag}"] = float(np.mean(regr))
     # What the same SPRT does when the noise is not the CV it is judged at (alpha only).
     out["alpha_by_cv"] = {}
-    for other in (0.03, 0.08):
+    for other in (0.03, 0.04, 0.06, 0.07, 0.08, 0.10, 0.15):
         x, y = rng.normal(1, other, (paths, cap)), rng.normal(1, other, (paths, cap))
         _, d, _ = stats.sequential_paths(x, y, change, alpha, 1 - power)
         out["alpha_by_cv"][other] = float(np.mean(d == stats.SEQ_CHANGE))
@@ -146,8 +146,9 @@ def render(noise, need, speed, rows, paths) -> str:
           f"| Wald SPRT, mean without a change | {need['asn0']:.1f} (90th pct {need['p90_0']:.0f}) | "
           f"{pct(need['seq_alpha'])} | |", "",
           f"The SPRT is capped at {need['cap']} pairs (reached by {pct(need['capped1'])} of paths with a "
-          f"change, {pct(need['capped0'])} without). Its false-alarm rate at CV 3% / 8% (same 5% "
-          f"alternative): {pct(need['alpha_by_cv'][0.03])} / {pct(need['alpha_by_cv'][0.08])}.",
+          f"change, {pct(need['capped0'])} without). Its false-alarm rate when the noise is another "
+          "CV (same 5% alternative): " + ", ".join(f"CV {k:.0%}: {pct(v)}" for k, v in
+                                                  need["alpha_by_cv"].items()) + ".",
           f"Nightly pipeline (SPRT stopping, at least 5 pairs, then compare's verdict on every run): "
           f"`regression` on {pct(need['pipeline_regr_h0'])} of A/A nights, on "
           f"{pct(need['pipeline_regr_h1'])} with a true 5% drop.", "",

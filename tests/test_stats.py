@@ -158,6 +158,9 @@ def test_sequential_errors_and_runs_beat_fixed_n():
     rng = np.random.default_rng(21)
     paths = 6000
     fixed = int(stats.reps_needed(0.05, 0.05, 0.05, alpha=0.01, power=0.9))
+    for cv in (0.04, 0.06, 0.08):  # the false-alarm rate peaks near CV = change
+        x, y = rng.normal(1.0, cv, (paths, 60)), rng.normal(1.0, cv, (paths, 60))
+        assert np.mean(stats.sequential_paths(x, y)[1] == stats.SEQ_CHANGE) <= binom_upper(0.01, paths)
     a = rng.normal(1.0, 0.05, (paths, 60))
     n0, dec0, _ = stats.sequential_paths(a, rng.normal(1.0, 0.05, (paths, 60)))
     n1, dec1, dir1 = stats.sequential_paths(a, rng.normal(0.95, 0.0475, (paths, 60)))
