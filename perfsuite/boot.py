@@ -199,13 +199,18 @@ class Boot:
         return text
 
     def finish(self, status: str, error: str | None, grace: float = 15.0) -> BootResult:
-        """Wait for the guest to power off (`grace` s), else quit/kill it."""
+        """ok: wait for the guest to power off (`grace` s), else QMP quit, else kill.
+        timeout/interrupted: kill the process group at once."""
         code = None
         if self.qemu is not None:
             if status == "ok" and self.qemu.poll() is None:
                 # the guest wrote `done`: it powers off within a second, or never (poweroff=false)
                 self.qemu.wait(min(grace, 5.0) if self.done() else grace)
-            code = self.qemu.stop(timeout=5.0)
+            if status in ("timeout", "interrupted"):
+                self.qemu.kill()  # a hung guest (or an impatient user) gets no clean shutdown
+                code = self.qemu.poll()
+            else:
+                code = self.qemu.stop(timeout=5.0)
         return BootResult(status, error, code, self.device, self.pinned)
 
     def cleanup(self) -> None:

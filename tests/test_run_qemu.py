@@ -119,13 +119,13 @@ def test_forced_timeout_is_killed_and_marked(tmp_path, image, monkeypatch):
     from perfsuite.boot import Timeouts
     from perfsuite.config import Config
     from perfsuite.runner import RunOptions, Runner, run_config
-    # a repetition that cannot finish in time: fio would run 120 s; 45 s allowed from launch
-    monkeypatch.setattr(runner_mod, "boot_timeouts", lambda c, a, o=None: Timeouts(45, 45, 5))
+    # a repetition that cannot finish in time: fio would run 120 s; 30 s allowed from launch
+    monkeypatch.setattr(runner_mod, "boot_timeouts", lambda c, a, o=None: Timeouts(30, 30, 5))
     c = Config(label="to", smp=1, runtime=120, ramp=0, fio_job=str(REPO / "jobs" / "fio.job"))
     r = Runner(options=RunOptions(accel="tcg", work_root=str(tmp_path / "w")), image=image)
     t0 = time.monotonic()
     out = run_config(c, tmp_path / "runs", 1, r)
-    assert time.monotonic() - t0 < 90
+    assert time.monotonic() - t0 < 75
     assert [(o.rep, o.status) for o in out] == [(1, "timeout")]
     d = tmp_path / "runs" / c.name
     meta = orjson.loads((d / "1.meta.json").read_bytes())
