@@ -7,7 +7,10 @@ Side by side in one run, interleaved round by round (so load from other processe
 every variant alike), median of --runs boots each, all under TCG with the same QEMU argv
 (q35, -smp 2, 1 GB, a null-co virtio-blk disk with 2 queues on an IOThread):
 
-  floor            Debian's kernel + a busybox-only initramfs whose /init powers off at once
+  floor            Debian's kernel (bzImage as shipped) + a busybox-only initramfs whose /init
+                   powers off at once, with the command line of issue 4's measurement
+  floor-pvh        the same initramfs with our kernel file (PVH ELF) and command line: what
+                   our image costs beyond the kernel itself
   <mode>-0rep      our image, plan with zero repetitions (guest-info.json, then poweroff)
   <mode>-1rep/2rep our image running one / two fio repetitions of --runtime s in one boot
 
@@ -48,6 +51,7 @@ MACHINE = ["qemu-system-x86_64", "-accel", "tcg", "-M", "q35", "-m", "1024", "-s
 FLOOR_INIT = b"#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\n" \
              b"echo \"floor[$(/bin/busybox cut -d' ' -f1 /proc/uptime)]: init started\"\n" \
              b"/bin/busybox poweroff -f\n"
+FLOOR_APPEND = "console=ttyS0 quiet panic=-1"   # the floor as measured in issue 4
 JOB = ("[global]\nioengine=libaio\ndirect=1\nfilename=${PERFSUITE_DEVICE}\ntime_based=1\n"
        "runtime={runtime}\nnumjobs=2\niodepth=8\n[job1]\nrw=randread\nbs=4k\n")
 
@@ -71,7 +75,7 @@ def floor_image(tmp: Path, kernel: Path) -> tuple[list[str], Path]:
                                  cpio.regular("init", FLOOR_INIT, executable=True),
                                  cpio.regular("bin/busybox", Path(BUSYBOX).read_bytes(), True)])
     initrd.write_bytes(cpio.archive(entries))
-    return ["-kernel", str(kernel), "-initrd", str(initrd), "-append", BASE_APPEND], initrd
+    return ["-kernel", str(kernel), "-initrd", str(initrd), "-append", FLOOR_APPEND], initrd
 
 
 def boot(argv: list[str], workdir: Path, timeout: float = 300) -> dict:
@@ -134,8 +138,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-boot-") as tmpname:
         tmp = Path(tmpname)
         floor_args, floor_initrd = floor_image(tmp, debian_bzimage(tmp))
-        pvh_args = list(floor_args)
+        pvh_args = list(floor_args)  # our kernel file and command line, the floor's initramfs
         pvh_args[1] = str(images[modes[0]].kernel)
+        pvh_args[-1] = BASE_APPEND
         variants = [("floor", floor_args, None), ("floor-pvh", pvh_args, None)]
         for m in modes:
             variants += [(f"{m}-0rep", m, []), (f"{m}-2rep", m, [1, 2])]

@@ -346,3 +346,24 @@ def test_fio_runs_with_stub_libraries(tmp_path):
                           "--rbdname=r", "--clientname=c"], capture_output=True, text=True,
                          env=env, cwd=tmp_path)
     assert "librados.so.2 is a stub" in bad.stderr
+
+
+def test_init_script_helpers_in_busybox_sh(tmp_path):
+    """count_cpus / count_entries and the scheduler parsing, run by the guest's own shell."""
+    import re as _re
+    funcs = "\n".join(_re.findall(r"^(count_\w+\(\) \{.*?^\})", INIT_SCRIPT, _re.M | _re.S))
+    sched = _re.search(r'^case "\$line" in.*?^esac', INIT_SCRIPT, _re.M | _re.S).group(0)
+    (tmp_path / "mq" / "0").mkdir(parents=True)
+    (tmp_path / "mq" / "1").mkdir()
+    script = funcs + f"""
+count_cpus "0-3,5,7-8"; echo $n
+count_cpus "0"; echo $n
+count_entries {tmp_path}/mq; echo $n
+count_entries {tmp_path}/none; echo $n
+for line in "[none] mq-deadline" "mq-deadline [kyber] none" "none"; do
+{sched}
+echo "$sched"; done
+"""
+    out = subprocess.run(["/bin/busybox", "sh", "-c", script], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["7", "1", "2", "0", "none", "kyber", "none"]
