@@ -57,7 +57,12 @@ def _boot(image, workdir, timeout):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        assert proc.poll() is not None  # no qemu of ours left behind
+        assert proc.poll() is not None
+        # no qemu of ours left behind (the work dir path is unique to this test's QEMU)
+        if shutil.which("pgrep"):
+            left = subprocess.run(["pgrep", "-f", f"path={workdir},"], capture_output=True,
+                                  text=True)
+            assert left.stdout.strip() == "", f"qemu still running: {left.stdout}"
 
 
 @pytest.fixture(scope="module")

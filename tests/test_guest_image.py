@@ -367,3 +367,19 @@ echo "$sched"; done
     out = subprocess.run(["/bin/busybox", "sh", "-c", script], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["7", "1", "2", "0", "none", "kyber", "none"]
+
+
+def test_prune_spares_recently_used_images(tmp_path):
+    import os
+    import time
+    from perfsuite.guest.build import prune
+    now = time.time()
+    for i, age_days in enumerate([0, 0.1, 1, 3, 4, 5]):
+        d = tmp_path / f"img{i}"
+        d.mkdir()
+        (d / "image.json").write_text("{}")
+        os.utime(d, (now - age_days * 86400,) * 2)
+    (tmp_path / ".img9.tmp").mkdir()  # a build in progress: not an image yet
+    gone = prune(tmp_path, keep=3, protect="img5", log=None)
+    assert sorted(d.name for d in gone) == ["img3", "img4"]   # old and beyond the 3 newest
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".img9.tmp", "img0", "img1", "img2", "img5"]

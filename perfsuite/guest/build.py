@@ -1,10 +1,20 @@
-"""ensure_image: find the cached guest image for the current inputs, building it if needed."""
+"""ensure_image: find the cached guest image for the current inputs, building it if needed.
+
+The key hashes everything that changes the image: the kernel (.deb version or file hash),
+the modules chosen, the init script, the builder's code, busybox, fio and its libraries,
+the fio delivery mode, PVH and stubs. Same inputs -> same directory -> no rebuild. Builders
+take a file lock and build in a temp dir renamed into place, so two runners never see half
+an image.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import orjson
@@ -16,8 +26,6 @@ from perfsuite.guest.image import (BUSYBOX, DEFAULT_FIO_MODE, FIO, FIO_MODES, ST
                                    cache_key, cache_root, fio_libraries, initramfs_entries,
                                    unpack_vmlinux)
 from perfsuite.guest.init_script import INIT_SCRIPT
-import hashlib
-import subprocess
 
 
 def _say(log, msg: str) -> None:
@@ -97,6 +105,7 @@ def ensure_image(kernel=None, modules=None, cache_dir=None, force: bool = False,
     key = cache_key(inputs)
     final = images / key
     if (final / "image.json").exists() and not force:
+        _touch(final)
         return GuestImage.load(final)
     with FileLock(str(cache / "build.lock")):
         if (final / "image.json").exists() and not force:  # another builder finished first
@@ -118,14 +127,30 @@ def ensure_image(kernel=None, modules=None, cache_dir=None, force: bool = False,
     return GuestImage.load(final)
 
 
-KEEP_IMAGES = 3  # each is ~90 MB; older ones are only useful to a runner still using them
+KEEP_IMAGES = 3            # each is ~75 MB
+KEEP_UNUSED_S = 2 * 86400  # a runner may hold an image for a long matrix: keep recent ones
 
 
-def prune(images: Path, keep: int, protect: str, log=None) -> list[Path]:
-    """Remove all but the `keep` newest images (never `protect`); returns what went."""
+def _touch(directory: Path) -> None:
+    """Mark an image as used now (its directory's mtime), so pruning spares it."""
+    try:
+        os.utime(directory)
+    except OSError:
+        pass
+
+
+def prune(images: Path, keep: int, protect: str, log=None,
+          max_unused_s: float = KEEP_UNUSED_S) -> list[Path]:
+    """Remove images beyond the `keep` most recently used that nobody used for max_unused_s.
+
+    Never by count alone: another runner (or another engineer's) may be in the middle of a
+    long matrix with an older image, and QEMU reads the files at each boot.
+    """
+    now = time.time()
     built = sorted((d for d in images.iterdir() if (d / "image.json").exists()),
                    key=lambda d: d.stat().st_mtime, reverse=True)
-    gone = [d for d in built[keep:] if d.name != protect]
+    gone = [d for d in built[keep:]
+            if d.name != protect and now - d.stat().st_mtime > max_unused_s]
     for d in gone:
         _say(log, f"removing old guest image {d.name}")
         shutil.rmtree(d, ignore_errors=True)

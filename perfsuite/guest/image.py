@@ -1,27 +1,22 @@
-"""Building and caching the guest image (kernel + initramfs), keyed by its inputs.
+"""What a guest image is made of: the GuestImage record, the cache key, and the pure
+pieces of a build (kernel unpacking, ldd parsing, /etc/perfsuite.conf, the file list).
 
-The key hashes everything that changes the image: the kernel (.deb version or file hash),
-the modules chosen, the init script, busybox, fio and its libraries, the fio delivery mode.
-Same inputs -> same directory -> no rebuild. Builders take a file lock and build in a temp
-dir renamed into place, so two runners never see half an image.
+build.py does the side effects (download, lock, write, rename) around these.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shlex
 import os
-import shutil
+import shlex
 import subprocess
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import platformdirs
-from filelock import FileLock
 
-from perfsuite.guest import cpio, kernel as debian, modules as kmod
+from perfsuite.guest import cpio
 from perfsuite.guest.init_script import INIT_SCRIPT
 
 FORMAT = 1                 # bump when the image layout changes
