@@ -76,23 +76,23 @@ def test_self_is_no_regression_and_throttle_is_one(workdir, image):
 
     # A 15% drop is only resolvable if this host's run-to-run noise allows it within the
     # budget: a CI runner does (CV of a few %); a machine shared with other TCG guests may
-    # not (CV 30-50% seen), and then the honest outcome is a skip that says why.
+    # not (CV 30-50% seen). The throttle itself is checked either way; the verdict only
+    # when the noise lets a 15% drop show, else the test skips saying why.
     cv = max(row["cv_base"], row["cv_cand"])
     budget = 10
     needed = int(reps_needed(cv, cv, 0.15, alpha=0.05, power=0.8))
-    if needed > budget:
-        pytest.skip(f"host too noisy to resolve a 15% drop: CV {cv:.0%} needs {needed} runs per "
-                    f"side (budget {budget}); the A/A night passed")
-
     limit = int(0.85 * base_mean)
-    thr, doc = nightly(tmp_path, "throttled", max(4, needed), "--throttle-iops", str(limit))
-    assert thr.returncode == 1, thr.stderr[-3000:]
+    thr, doc = nightly(tmp_path, "throttled", min(budget, max(4, needed)), "--throttle-iops", str(limit))
+    assert thr.returncode in (0, 1), thr.stderr[-3000:]
     (row,) = doc["rows"]
-    assert row["verdict"] == "regression"
     assert row["mean_cand"] <= 1.05 * limit  # the throttle really held the candidate down
+    assert our_qemus(tmp_path) == []
+    if row["verdict"] != "regression" and needed > budget:
+        pytest.skip(f"host too noisy to resolve a 15% drop: CV {cv:.0%} needs {needed} runs per "
+                    f"side (budget {budget}); A/A passed, throttle held (verdict {row['verdict']})")
+    assert thr.returncode == 1 and row["verdict"] == "regression", thr.stderr[-3000:]
     # Both nights are in the history, and the throttled one is the one that failed.
     hist = subprocess.run([sys.executable, "-m", "perfsuite.cli", "history", "--results-dir",
                            str(tmp_path / "res"), "--format", "json"], capture_output=True, text=True)
     nights = {n["night"]: n["exit_code"] for n in json.loads(hist.stdout)["nights"]}
     assert nights == {"aa": 0, "throttled": 1}
-    assert our_qemus(tmp_path) == []
