@@ -122,6 +122,7 @@ fi
 
 DEV=${DEVICE#/dev/}
 wait_for "/sys/block/$DEV" 10 || die "no block device $DEVICE (is the virtio-blk disk attached?)"
+say "$DEVICE present"
 if [ -n "$SCHEDULER" ]; then
     echo "$SCHEDULER" > "/sys/block/$DEV/queue/scheduler" || say "cannot set scheduler $SCHEDULER"
 fi
@@ -153,6 +154,7 @@ for N in $REPETITIONS; do
     # "$@" holds the plan's fio_args (plan.sh ends with `set -- ...`)
     run_fio --output-format=json --eta=never --output="$W/$N.json.part" "$@" "$W/$FIO_JOB"
     rc=$?
+    say "repetition $N: fio exited with status $rc"
     [ "$rc" = 0 ] && mv "$W/$N.json.part" "$W/$N.json"
     mark "$N.status" "$rc"
 done
