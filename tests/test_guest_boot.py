@@ -75,6 +75,7 @@ def image():
 def test_two_repetitions_in_one_boot(image, tmp_path):
     (tmp_path / "job.fio").write_text(JOB)
     write_plan(tmp_path, GuestPlan(repetitions=[1, 2], fio_job="job.fio"))
+    (tmp_path / "guest-error.txt").write_text("stale, from an earlier boot\n")  # must go
     start = time.monotonic()
     rc, err = _boot(image, tmp_path, timeout=120)
     console = (tmp_path / "console.log").read_text(errors="replace")

@@ -110,6 +110,10 @@ until mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 perfsuite "$W" 2
     usleep 20000
 done
 W_MOUNTED=1
+# a work dir used before must not announce this boot as finished or failed
+for f in "$W/done" "$W/guest-error.txt" "$W/guest-info.json"; do
+    [ -e "$f" ] && rm -f "$f"
+done
 say "work dir mounted"
 
 if [ "$FIO_MODE" = hostroot ]; then
