@@ -383,3 +383,16 @@ def test_prune_spares_recently_used_images(tmp_path):
     gone = prune(tmp_path, keep=3, protect="img5", log=None)
     assert sorted(d.name for d in gone) == ["img3", "img4"]   # old and beyond the 3 newest
     assert sorted(p.name for p in tmp_path.iterdir()) == [".img9.tmp", "img0", "img1", "img2", "img5"]
+
+
+def test_broken_modules_tree_is_an_image_error(tmp_path):
+    from perfsuite.guest import ImageError, ensure_image
+    if not (img.Path(img.BUSYBOX).exists() and img.Path(img.FIO).exists()):
+        pytest.skip("needs busybox-static and fio")
+    vmlinuz = tmp_path / "bzImage"
+    vmlinuz.write_bytes(b"\0" * 4096)
+    mods = tmp_path / "modules"
+    mods.mkdir()
+    (mods / "9p.ko").write_bytes(_fake_module("netfs,9pnet"))  # its dependencies are missing
+    with pytest.raises(ImageError, match="needed by 9p"):
+        ensure_image(kernel=vmlinuz, modules=mods, cache_dir=tmp_path / "c", log=None)
