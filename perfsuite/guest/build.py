@@ -57,7 +57,7 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
         "fio": _fio_fingerprint(),
         "fio_mode": fio_mode,
         "pvh": pvh,
-        # gcc/binutils present now or not changes the image, so it is part of the key
+        # binutils present now or not changes the image, so it is part of the key
         "stub_libs": bool(stub_libs and stubs.available()),
     }
     if kernel is None:
