@@ -35,6 +35,10 @@ _PCT_VALUES = {"p50": 50.0, "p99": 99.0, "p999": 99.9}
 # Some fio builds print bare nan/inf for undefined statistics, which is not JSON.
 _NONFINITE = re.compile(rb"(?<=[:\[,])(\s*)(-?)(nan|inf|infinity)\b", re.IGNORECASE)
 _MAX_CANDIDATES = 20  # '{' positions tried when text precedes the object
+# An unresolved git merge: "<<<<<<< ours" ... "=======" ... ">>>>>>> theirs", each at a line
+# start. fio never prints such lines; the file holds two versions of a result, and taking
+# either one (the first JSON object parses) would silently pick a side.
+_CONFLICT = re.compile(rb"(?m)^<{7}(?:[ \t].*)?\r?$")
 
 
 class FioParseError(ValueError):
@@ -101,6 +105,9 @@ def _without_bins(data: bytes) -> bytes:
 
 
 def _load_noisy(data: bytes, first_error: Exception) -> Any:
+    if _CONFLICT.search(data) and re.search(rb"(?m)^>{7}", data):
+        raise FioParseError("git conflict markers (<<<<<<< / >>>>>>>): an unresolved merge; "
+                            "resolve it or remove the file")
     # fio's object starts a line with '{'; try such positions in order (a warning line may
     # itself contain braces), and cut at the last '}' so trailing text does not matter.
     end = data.rfind(b"}")

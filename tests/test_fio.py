@@ -109,6 +109,26 @@ def test_arbitrary_text_before_and_after():
     assert parse_bytes(noisy) == clean
 
 
+@pytest.mark.parametrize("where", ["whole file", "inside the object"])
+def test_git_conflict_markers_are_an_error_not_one_side(where):
+    # The seed's analyze.py crashed on such a file; silently reading the "ours" half (the
+    # first JSON object parses) would be worse: a result nobody chose.
+    a = (FIXTURES / "fio3-numjobs3.json").read_bytes()
+    b = (FIXTURES / "fio3-randread-null.json").read_bytes()
+    if where == "whole file":
+        data = b"<<<<<<< HEAD\n" + a + b"\n=======\n" + b + b"\n>>>>>>> other-branch\n"
+    else:
+        i = a.index(b"\n", a.index(b'"iops"')) + 1
+        data = a[:i] + b"<<<<<<< HEAD\n=======\n>>>>>>> 1234abc (rerun)\n" + a[i:]
+    with pytest.raises(FioParseError, match="conflict markers"):
+        parse_bytes(data)
+
+
+def test_conflict_marker_lookalikes_in_noise_are_not_conflicts():
+    data = (FIXTURES / "fio3-numjobs3.json").read_bytes()
+    assert parse_bytes(b"note: <<<<<<< not at line start\n" + data) == parse_bytes(data)
+
+
 def test_failed_job_reports_its_error_code():
     doc = raw("fio3-error-enospc.json")
     assert parse_file(FIXTURES / "fio3-error-enospc.json")["error"] == doc["jobs"][0]["error"] != 0
