@@ -116,8 +116,9 @@ def rep_overhead(workdir: Path) -> float | None:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
+    from perfsuite.runmeta import host_info
+
+    cpu = host_info()["cpu_model"]
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
                           text=True).stdout.splitlines()[0]
     return {"nproc": os.cpu_count(), "cpu": cpu, "qemu": qemu, "host_kernel": platform.release()}

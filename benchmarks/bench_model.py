@@ -78,14 +78,9 @@ def median_of(fn, runs: int):
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from perfsuite.runmeta import host_info
+
+    cpu = host_info()["cpu_model"] or "unknown"
     try:
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:

@@ -114,13 +114,9 @@ def time_it(fn, root: Path) -> tuple[float, float]:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    from perfsuite.runmeta import host_info
+
+    return host_info()["cpu_model"] or "unknown"
 
 
 def wall(cmd: list[str], runs: int) -> float:

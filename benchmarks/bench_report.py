@@ -110,18 +110,13 @@ def warm(runs: Path, out: Path, repeat: int) -> dict[str, list[float]]:
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import matplotlib
     import pandas
 
     load = os.getloadavg()
+    from perfsuite.runmeta import host_info
+
+    cpu = host_info()["cpu_model"] or "?"
     return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}, "
             f"matplotlib {matplotlib.__version__}, pandas {pandas.__version__}; load average at start "
             f"{load[0]:.2f} (other work on the machine slows every figure)")

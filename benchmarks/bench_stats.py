@@ -103,15 +103,11 @@ def timing(repeats: int, rng) -> dict:
 
 
 def machine() -> str:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import scipy
+
+    from perfsuite.runmeta import host_info
+
+    cpu = host_info()["cpu_model"] or "unknown"
 
     return (f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}; Python "
             f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
