@@ -174,8 +174,12 @@ def expand(entry: dict[str, Any], defaults: dict[str, Any] | None = None) -> lis
 def config_from_dict(d: dict[str, Any]) -> Config:
     d = dict(d)
     mq = d.pop("mq", None)
+    if mq is not None and not isinstance(mq, bool):
+        # "no" or 0 would otherwise be read by truthiness ("no" = multiqueue on)
+        raise ConfigError(f"mq={mq!r}: must be true or false")
     if mq is not None and d.get("num_queues") is None:
-        d["num_queues"] = int(d.get("smp", 1)) if mq else 1
+        # num_queues = smp as given; a bad smp is reported once, by problems()
+        d["num_queues"] = d.get("smp", 1) if mq else 1
     try:
         return Config(**d)
     except TypeError as e:  # pragma: no cover - keys are checked in expand()
@@ -263,38 +267,51 @@ def select(configs: list[Config], patterns: Iterable[str] | None) -> list[Config
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
+def _whole(v: Any) -> bool:
+    """An integer, and not a TOML boolean (Python's True is an int: `smp = true` is not 1)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def problems(c: Config, *, host_mem_mb: int | None = None, vq_mapping: bool | None = None,
              check_files: bool = True) -> list[str]:
     """Everything wrong with one config (pure but for `check_files`)."""
     p: list[str] = []
     if not _SAFE_NAME.match(c.name) or not _SAFE_NAME.match(c.label):
         p.append(f"name {c.name!r}: label/name may use letters, digits and . _ + - only")
-    if not isinstance(c.smp, int) or not 1 <= c.smp <= MAX_CPUS_Q35:
-        p.append(f"smp={c.smp}: must be 1..{MAX_CPUS_Q35}")
-    if not isinstance(c.num_queues, int) or not 1 <= c.num_queues <= VIRTIO_QUEUE_MAX:
-        p.append(f"num_queues={c.num_queues}: must be 1..{VIRTIO_QUEUE_MAX} (VIRTIO_QUEUE_MAX)")
+    smp_ok = _whole(c.smp) and 1 <= c.smp <= MAX_CPUS_Q35
+    if not smp_ok:
+        p.append(f"smp={c.smp!r}: must be a whole number 1..{MAX_CPUS_Q35}")
+    # num_queues and numjobs default to smp: a bad smp is one problem, not three
+    derived = {k for k in ("num_queues", "numjobs") if not smp_ok and getattr(c, k) is c.smp}
+    nq = c.num_queues
+    if "num_queues" not in derived and (not _whole(nq) or not 1 <= nq <= VIRTIO_QUEUE_MAX):
+        p.append(f"num_queues={nq!r}: must be 1..{VIRTIO_QUEUE_MAX} (VIRTIO_QUEUE_MAX)")
     qs = c.queue_size
-    if not isinstance(qs, int) or qs <= 2 or qs > VIRTQUEUE_MAX_SIZE or qs & (qs - 1):
-        p.append(f"queue_size={qs}: must be a power of 2, 4..{VIRTQUEUE_MAX_SIZE}")
-    if not isinstance(c.memory_mb, int) or c.memory_mb < MIN_MEMORY_MB:
+    if not _whole(qs) or qs <= 2 or qs > VIRTQUEUE_MAX_SIZE or qs & (qs - 1):
+        p.append(f"queue_size={qs!r}: must be a power of 2, 4..{VIRTQUEUE_MAX_SIZE}")
+    for key in ("dataplane", "pin"):
+        if not isinstance(getattr(c, key), bool):
+            # pin = "false" would be truthy: refuse rather than guess
+            p.append(f"{key}={getattr(c, key)!r}: must be true or false")
+    if not _whole(c.memory_mb) or c.memory_mb < MIN_MEMORY_MB:
         p.append(f"memory_mb={c.memory_mb}: the guest needs at least {MIN_MEMORY_MB}")
     elif host_mem_mb and c.memory_mb > host_mem_mb:
         p.append(f"memory_mb={c.memory_mb}: more than the host's {host_mem_mb} MB")
     if c.dataplane:
-        if not isinstance(c.iothreads, int) or c.iothreads < 1:
+        if not _whole(c.iothreads) or c.iothreads < 1:
             p.append(f"iothreads={c.iothreads}: dataplane needs at least 1 IOThread")
         elif c.iothreads > 1:
             if vq_mapping is False:
                 p.append(f"iothreads={c.iothreads}: needs iothread-vq-mapping (QEMU >= 9.0), "
                          f"which {c.qemu} does not have")
-            if isinstance(c.num_queues, int) and c.iothreads > c.num_queues:
+            if _whole(c.num_queues) and c.iothreads > c.num_queues:
                 p.append(f"iothreads={c.iothreads}: more IOThreads than queues ({c.num_queues})")
     for key in ("numjobs", "iodepth", "runtime"):
         v = getattr(c, key)
-        if not isinstance(v, int) or v < 1:
-            p.append(f"{key}={v}: must be a whole number >= 1")
-    if not isinstance(c.ramp, int) or c.ramp < 0:
-        p.append(f"ramp={c.ramp}: must be a whole number >= 0")
+        if key not in derived and (not _whole(v) or v < 1):
+            p.append(f"{key}={v!r}: must be a whole number >= 1")
+    if not _whole(c.ramp) or c.ramp < 0:
+        p.append(f"ramp={c.ramp!r}: must be a whole number >= 0")
     if c.backend not in BACKENDS:
         p.append(f"backend={c.backend!r}: one of {', '.join(BACKENDS)}")
     if c.aio not in AIO_MODES:
@@ -350,6 +367,8 @@ def validate(configs: list[Config], *, probe: Callable[[str], Any] | None = None
                           f"{', '.join(diff)}; give each QEMU build its own label)")
     if errors:
         uniq = list(dict.fromkeys(errors))
+        if len(uniq) == 1:  # the common case stays one line
+            raise ConfigError(f"{uniq[0]} (nothing launched)")
         raise ConfigError(f"{len(uniq)} problem(s) in the matrix, nothing launched:\n  "
                           + "\n  ".join(uniq))
 

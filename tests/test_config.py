@@ -155,7 +155,45 @@ def test_validate_collects_every_problem_in_one_error():
     with pytest.raises(ConfigError) as e:
         validate([ok(smp=0, num_queues=1, name="a"), ok(queue_size=3, name="b")], probe=no_vq)
     text = str(e.value)
-    assert "3 problem(s)" in text and "a: smp=0" in text and "b: queue_size=3" in text
+    # smp=0 is one problem: numjobs (= smp by default) is not reported again
+    assert "2 problem(s)" in text and "a: smp=0" in text and "b: queue_size=3" in text
+    assert "numjobs" not in text
+
+
+@pytest.mark.parametrize("smp", [0, -1, 2.5, "four"])
+def test_a_bad_smp_is_one_problem_not_three(smp):
+    # num_queues and numjobs follow smp; repeating its error under their names misleads
+    with pytest.raises(ConfigError) as e:
+        validate([ok(smp=smp, num_queues=None, numjobs=None)], probe=no_vq)
+    text = str(e.value)
+    assert "\n" not in text and "smp=" in text and "nothing launched" in text
+
+
+def test_a_bad_smp_with_mq_is_a_config_error_not_a_traceback(tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('[matrix]\nsmp = "four"\nmq = [true, false]\n')
+    configs = load_matrix(m, default_label=lambda q: "v")
+    with pytest.raises(ConfigError, match="smp='four'"):
+        validate(configs, probe=no_vq, check_files=False)
+
+
+@pytest.mark.parametrize("key, value, msg", [
+    ("smp", True, "smp=True"),            # Python's True is 1: it reached QEMU as "-smp True"
+    ("num_queues", True, "num_queues=True"),
+    ("iodepth", False, "iodepth=False"),
+    ("pin", "false", "pin='false': must be true or false"),   # truthy: would pin
+    ("dataplane", 0, "dataplane=0: must be true or false"),
+])
+def test_validate_rejects_booleans_for_numbers_and_others_for_booleans(key, value, msg):
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(")):
+        validate([ok(**{key: value})], probe=no_vq)
+
+
+def test_mq_must_be_a_boolean(tmp_path):
+    m = tmp_path / "m.toml"
+    m.write_text('[matrix]\nsmp = 4\nmq = "no"\n')
+    with pytest.raises(ConfigError, match="mq='no': must be true or false"):
+        load_matrix(m, default_label=lambda q: "v")
 
 
 def test_validate_memory_against_host():
