@@ -111,6 +111,21 @@ def test_probe_reads_the_real_binary():
     assert default_label("qemu-system-x86_64").startswith("qemu-")
 
 
+def test_probe_says_why_a_binary_cannot_run(tmp_path):
+    # "not found" for a file that is there but not executable (or a directory) sends the
+    # user looking for the wrong problem
+    from perfsuite.qemu.features import QemuNotRunnable, probe
+    plain = tmp_path / "qemu-system-x86_64"
+    plain.write_text("not a program\n")
+    plain.chmod(0o644)
+    cases = [(str(plain), "not executable"), (str(tmp_path), "is a directory"),
+             (str(tmp_path / "missing" / "qemu"), "no such file"),
+             ("qemu-system-nonexistent-arch", "not found in PATH"), ("", "empty")]
+    for qemu, why in cases:
+        with pytest.raises(QemuNotRunnable, match=why):
+            probe(qemu)
+
+
 def test_render_job_sets_the_config_in_global():
     seed = "[global]\nioengine=libaio\nruntime=60\nramp_time=5\n\n[job1]\nrw=randread\niodepth=4\n"
     out = render_job(seed, Config(smp=4, iodepth=16, runtime=3, ramp=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ def probe(qemu: str) -> QemuInfo:
     """Run the binary twice (`--version`, `-device virtio-blk-pci,help`); raise if it won't."""
     path = shutil.which(qemu)
     if path is None:
-        raise QemuNotRunnable(f"{qemu}: not found (Debian package qemu-system-x86)")
+        raise QemuNotRunnable(_why_not_runnable(qemu))
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20)
         props = subprocess.run([path, "-nodefaults", "-device", "virtio-blk-pci,help"],
@@ -57,6 +58,19 @@ def probe(qemu: str) -> QemuInfo:
     return QemuInfo(path=path, version=version,
                     version_tuple=tuple(int(x) for x in version.split(".")),
                     package=package, blk_props=blk, vq_mapping="iothread-vq-mapping" in blk)
+
+
+def _why_not_runnable(qemu: str) -> str:
+    """Why shutil.which() found nothing: "not found" only when nothing is there."""
+    if not qemu:
+        return "empty QEMU binary name"
+    if os.sep not in qemu:
+        return f"{qemu}: not found in PATH (Debian package qemu-system-x86)"
+    if os.path.isdir(qemu):
+        return f"{qemu}: is a directory, not a QEMU binary"
+    if os.path.exists(qemu):
+        return f"{qemu}: not executable"
+    return f"{qemu}: no such file"
 
 
 def default_label(qemu: str) -> str:
