@@ -85,6 +85,28 @@ def test_simulate_refuses_to_overwrite(simulated):
     assert "already holds runs" in res.output
 
 
+@pytest.mark.parametrize("bad, text", [("smp = 0", "smp=0"), ("smp = true", "smp=True"),
+                                       ("queue_size = 3", "queue_size=3")])
+def test_simulate_checks_the_whole_matrix_before_writing_anything(tmp_path, bad, text):
+    # a good config first, the bad one after: nothing of the good one may be left behind
+    m = tmp_path / "m.toml"
+    m.write_text(f"[matrix]\nsmp = 2\n\n[[config]]\n{bad}\n")
+    out = tmp_path / "out"
+    res = run("simulate", m, "-o", out, "--label", "sim")
+    assert res.exit_code == 2 and text in res.output, res.output
+    assert "Traceback" not in res.output
+    assert not out.exists() or not any(out.rglob("*.json"))
+
+
+def test_simulate_writes_nothing_when_the_model_refuses_a_later_config(tmp_path):
+    from perfsuite.model import simulate as sim
+    good = sim.seed_matrix("g")[0]
+    bad = sim.SimConfig("b-smp-0", 0, 1, True, 1, 32)
+    with pytest.raises(ValueError):
+        sim.simulate([good, bad], tmp_path, 2, 0.05)
+    assert not any(tmp_path.rglob("*.json"))
+
+
 def test_simulate_builtin_seed_matrix(tmp_path):
     res = run("simulate", "seed", "-o", tmp_path, "--repeat", 2, "--cv", 0.1)
     assert res.exit_code == 0, res.output

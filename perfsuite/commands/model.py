@@ -195,10 +195,13 @@ def simulate(matrix, out_dir, repeat, cv, seed, accel, host_cpus, label, params_
         configs = sim.seed_matrix(label or "v4")
     else:
         try:
-            from perfsuite.config import load_matrix
+            from perfsuite.config import load_matrix, validate
         except ImportError:
             _fail("perfsuite.config is not available; use MATRIX=seed for the built-in seed matrix")
-        configs = [sim.from_config(c) for c in load_matrix(matrix, overrides={"label": label})]
+        loaded = load_matrix(matrix, overrides={"label": label})
+        # the runner's own checks (smp = true, queue_size 3, ...); no QEMU or files needed
+        validate(loaded, check_files=False)
+        configs = [sim.from_config(c) for c in loaded]
     truth = sim.simulate(configs, out_dir, repeat, cv, seed=seed, accel=accel, host_cpus=host_cpus,
                          model=m)
     for name, iops in truth.items():

@@ -193,12 +193,13 @@ def simulate(configs: list[SimConfig], out_dir: str | os.PathLike, repeat: int, 
         d = out / c.name
         if d.is_dir() and any(p.suffix == ".json" for p in d.iterdir()):
             raise FileExistsError(f"{d} already holds runs; choose an empty output directory")
+    # Every prediction before the first file: a config the model refuses must not leave
+    # the configs before it written (a half-written tree that the next call refuses).
+    truth = {c.name: model.predict(perf_config(c, accel, host_cpus)) for c in configs}
     rng = np.random.default_rng(seed)
-    truth: dict[str, float] = {}
     t = start
     for c in configs:
-        mean = model.predict(perf_config(c, accel, host_cpus))
-        truth[c.name] = mean
+        mean = truth[c.name]
         for rep, iops in enumerate(draw(rng, mean, cv, repeat), start=1):
             doc = fio_document(float(iops), c.numjobs, c.iodepth, c.runtime, t)
             atomic_write_json(out / c.name / f"{rep}.json", doc)
