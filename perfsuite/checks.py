@@ -163,7 +163,9 @@ def _spread(name: str, g) -> list[Finding]:
         return [Finding(name, "info", f"{x.size} run: spread unknown; run it again to get an error")]
     err = error_pct(x, "range")
     if math.isfinite(err) and err > SPREAD_LIMIT_PCT:
-        return [Finding(name, "warning", f"spread ±{err:.1f}% over {x.size} runs (> {SPREAD_LIMIT_PCT:g}%) "
+        # "IOPS" and "half-range": the table beside it may show another --metric or --error
+        return [Finding(name, "warning", f"IOPS spread ±{err:.1f}% (half-range) over {x.size} runs "
+                                         f"(> {SPREAD_LIMIT_PCT:g}%) "
                                          "is too high to trust; re-run (pin vCPUs, quiet host)")]
     return []
 

@@ -88,6 +88,17 @@ def test_noisy_rows_are_named_for_re_running(clean):
     assert len(summary) == 1 and "v4-smp-4-dataplane-no-mq" in summary[0].message
 
 
+def test_spread_warning_says_it_is_the_iops_half_range(clean):
+    # `analyze --metric disk-read-ios --error ci95` prints other numbers in the table; the
+    # warning must say which statistic of which metric it judged
+    frame = clean[0].copy()
+    idx = frame.index[frame.name == "v4-smp-4-dataplane-no-mq"]
+    frame.loc[idx[0], "iops"] *= 1.5
+    msg = [f.message for f in check_runs(frame) if f.name == "v4-smp-4-dataplane-no-mq"
+           and "re-run" in f.message]
+    assert len(msg) == 1 and msg[0].startswith("IOPS spread ±") and "(half-range)" in msg[0]
+
+
 def _frame(rows):
     base = dict(label="t", smp=4, num_queues=4, dataplane=True, numjobs=4, iodepth=32, accel="kvm",
                 rw="randread", bs="4k")
