@@ -158,7 +158,11 @@ def test_cli_exit_codes_and_errors(tmp_path):
     r = run(compare_cmd, [str(tmp_path), "--label", "v3", "--label", "v4"])
     assert r.exit_code == 1 and "regression" in r.output
     r = run(compare_cmd, [str(tmp_path), "--label", "v3", "--label", "v3", "--format", "json"])
-    assert r.exit_code == 0 and json.loads(r.output)["counts"]["regression"] == 0
+    assert r.exit_code == 0 and json.loads(r.stdout)["counts"]["regression"] == 0
+    # the same runs on both sides is almost surely a slip: said once, on stderr
+    assert "same runs" in r.stderr and "label v3" in r.stderr
+    r = run(compare_cmd, [str(tmp_path), "--label", "v3", "--label", "v4", "--format", "json"])
+    assert "same runs" not in r.stderr
     out = tmp_path / "c.xml"
     r = run(compare_cmd, [str(tmp_path), "--label", "v3", "--label", "v4", "--format", "junit", "-o", str(out)])
     assert r.exit_code == 1 and ET.parse(out).getroot().get("failures") == "1"

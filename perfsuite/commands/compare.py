@@ -107,6 +107,10 @@ def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric
         raise BadInput(f"--alpha {alpha}: must be between 0 and 1")
     thr = parse_threshold(threshold)
     lb, lc = labels if labels else (None, None)
+    if lb == lc and _same_dir(baseline, candidate):
+        # every row would compare a set of runs with itself: ratio 1.000, never a verdict
+        click.echo(f"warning: baseline and candidate are the same runs ({baseline}"
+                   + (f", label {lb}" if lb else "") + "): nothing is compared", err=True)
     base = load_side(baseline, lb, "baseline")
     cand = load_side(candidate, lc, "candidate")
     try:
@@ -127,6 +131,13 @@ def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric
     if not len(result.rows):
         click.echo("warning: no configuration appears on both sides", err=True)
     return result.exit_code
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # a missing side is reported by load_side
+        return False
 
 
 def _fail(msg: str, code: int = 2) -> None:
