@@ -105,12 +105,7 @@ def _build(runs_dirs: list[Path], out: Path, baseline: str | None, candidate: st
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
-    atomic_write_text(path, html.render(ctx))
-    # atomic_write_text's temp file is 0600; a report is meant to be read by others (web
-    # server, CI artifact), so give it the mode a plain open() would have.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    atomic_write_text(path, html.render(ctx))  # readable by others: fsutil applies the umask
     return path, ctx
 
 
