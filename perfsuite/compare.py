@@ -100,7 +100,19 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
     only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
     rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col))
-    return Comparison(rows, only_b, only_c, params)
+    return Comparison(rows, only_b, only_c, params, _accel_warnings(base, cand))
+
+
+def _accel_warnings(base: pd.DataFrame, cand: pd.DataFrame) -> list[str]:
+    """A side that fell back to TCG (a failed KVM probe) makes every ratio ~10x: say so."""
+    def accels(df):
+        return sorted({_canon(v) for v in df["accel"]} - {""}) if "accel" in df.columns else []
+
+    a, b = accels(base), accels(cand)
+    if a and b and a != b:
+        return [f"accelerators differ: baseline {'/'.join(a)}, candidate {'/'.join(b)}; "
+                "the ratios measure the accelerator, not the QEMU builds"]
+    return []
 
 
 def select_label(df: pd.DataFrame, label: str, side: str) -> pd.DataFrame:

@@ -149,6 +149,17 @@ def test_true_5pct_drop_detected_with_claimed_power():
         assert np.mean(c.rows["verdict"] == "regression") <= detected
 
 
+def test_different_accelerators_on_the_two_sides_are_flagged():
+    # a baseline whose KVM probe failed (TCG) against a KVM candidate: a 10x "improvement"
+    base = frame("v3", {1: 1e4, 2: 2e4}, extra={"accel": "tcg"})
+    cand = frame("v4", {1: 1e5, 2: 2e5}, extra={"accel": "kvm"})
+    c = C.compare(base, cand)
+    assert len(c.warnings) == 1 and "baseline tcg, candidate kvm" in c.warnings[0]
+    assert C.to_dict(c)["warnings"] == c.warnings
+    same = C.compare(frame("v3", {1: 1e5}, extra={"accel": "kvm"}), frame("v4", {1: 1e5}, extra={"accel": "kvm"}))
+    assert same.warnings == [] and C.compare(frame("v3", {1: 1e5}), frame("v4", {1: 1e5})).warnings == []
+
+
 def test_cli_exit_codes_and_errors(tmp_path):
     for lab, f in (("v3", 1.0), ("v4", 0.8)):
         for smp in (1, 2):

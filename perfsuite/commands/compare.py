@@ -128,6 +128,8 @@ def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric
             raise BadInput(f"cannot write {output}: {exc.strerror or exc}") from None
     else:
         click.echo(text, nl=False)
+    for w in result.warnings:
+        click.echo(f"warning: {w}", err=True)
     if not len(result.rows):
         click.echo("warning: no configuration appears on both sides", err=True)
     return result.exit_code
