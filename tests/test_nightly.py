@@ -128,3 +128,8 @@ def test_cli_errors_are_one_line(tmp_path):
     (tmp_path / H.FILENAME).write_bytes(b"garbage" * 200)
     r = CliRunner().invoke(history_cmd, ["--results-dir", str(tmp_path)])
     assert r.exit_code == 2 and "not an SQLite database" in r.output
+    empty = tmp_path / "empty.sqlite"
+    empty.write_bytes(b"")
+    r = CliRunner().invoke(history_cmd, ["--db", str(empty)])
+    assert r.exit_code == 2 and "empty file" in r.output
+    assert empty.stat().st_size == 0  # viewing never writes a schema into it

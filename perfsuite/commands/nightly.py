@@ -184,6 +184,10 @@ def _history(results_dir, db, metric, configs, min_change, fmt) -> int:
     path = Path(db) if db else Path(results_dir) / H.FILENAME
     if not path.is_file():
         raise BadInput(f"no history database at {path} (run `perfsuite nightly` first)")
+    if path.stat().st_size == 0:
+        # SQLite would take it as an empty database and open_history would write the schema
+        # into it: a viewer must not turn a stray empty file into a history
+        raise BadInput(f"{path}: empty file, not a history database (run `perfsuite nightly` first)")
     try:
         mc = parse_threshold(min_change)
     except CmpBadInput as exc:
