@@ -19,7 +19,23 @@ import click
 DEFAULT_MATRIX = "jobs/matrix.toml"
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+_EPILOG = """\b
+Results: RUNS_DIR/NAME/N.json (fio's JSON as written), N.meta.json (config, QEMU argv,
+versions, accelerator, what the guest saw), N.log (guest console). The analyzer's table
+(== ./analyze.py RUNS_DIR) is printed at the end.
+\b
+Exit status: 0 every repetition ok, 1 some failed or timed out, 2 bad matrix / runs dir
+busy (the whole matrix is checked first; nothing is launched), 130 interrupted.
+\b
+Examples:
+  perfsuite run --dry-run                          # the QEMU command lines only
+  perfsuite run jobs/ci.toml --repeat 2            # two configs, 2 s each
+  perfsuite run --only '*-smp-4-*' --runtime 10 --ramp 2
+  perfsuite run --label v4 --qemu ~/qemu/build/qemu-system-x86_64
+Matrix keys and names: docs/runner.md."""
+
+
+@click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("matrix", required=False, default=DEFAULT_MATRIX, metavar="[MATRIX]")
 @click.option("--runs-dir", default="runs", show_default=True, help="Where results go: RUNS_DIR/NAME/N.json.")
 @click.option("--repeat", default=5, show_default=True, type=click.IntRange(1), help="Repetitions per configuration.")
@@ -34,8 +50,9 @@ DEFAULT_MATRIX = "jobs/matrix.toml"
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip repetitions already complete in RUNS_DIR (--no-resume runs and overwrites them).")
 @click.option("--fresh-guest", is_flag=True, help="Boot once per repetition instead of once per configuration.")
-@click.option("--qemu", help="QEMU binary (overrides the matrix).")
-@click.option("--label", help="Label for the QEMU build (first part of the run names).")
+@click.option("--qemu", help="QEMU binary (overrides the matrix's `qemu`; default qemu-system-x86_64 from PATH).")
+@click.option("--label", help="Label for the QEMU build, the first part of every run name "
+                              "(overrides the matrix's `label`; default qemu-MAJOR.MINOR of the binary).")
 @click.option("--kernel", type=click.Path(exists=True, dir_okay=False), help="Guest kernel (default: Debian's).")
 @click.option("--work-root", type=click.Path(file_okay=False), help="Where per-boot work dirs go (default: the temp dir).")
 @click.option("--keep-workdirs", is_flag=True, help="Keep each boot's work dir (debugging).")
@@ -44,7 +61,11 @@ def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int 
         only: tuple[str, ...], dry_run: bool, accel: str, timeout: float | None, retries: int,
         resume: bool, fresh_guest: bool, qemu: str | None, label: str | None, kernel: str | None,
         work_root: str | None, keep_workdirs: bool, quiet: bool) -> None:
-    """Run the configurations of MATRIX (default jobs/matrix.toml) x --repeat repetitions."""
+    """Boot one QEMU guest per configuration of MATRIX (default jobs/matrix.toml) and run fio
+    in it --repeat times, keeping every raw result in RUNS_DIR.
+
+    Repetitions already complete in RUNS_DIR are skipped (--no-resume reruns them).
+    """
     from perfsuite.config import ConfigError, host_memory_mb, load_matrix, select, validate
     from perfsuite.qemu.features import default_label, probe
 
