@@ -148,6 +148,62 @@ def complete_reps(run_dir: Path) -> set[int]:
     return done
 
 
+def _same_setting(key: str, old: Any, new: Any) -> bool:
+    if key in ("fio_job", "backend_path"):
+        # recorded relative to the directory perfsuite ran in: compare the file names
+        return (old is None) == (new is None) and (old is None or Path(old).name == Path(new).name)
+    if key == "qemu" and isinstance(old, str) and isinstance(new, str):
+        resolve = lambda q: os.path.realpath(shutil.which(q) or q)  # noqa: E731
+        return old == new or resolve(old) == resolve(new)
+    return old == new
+
+
+# Settings that change how long fio measures, not what: old repetitions with other values are
+# kept (with a warning); any other difference means another device, job or build.
+TIMING_KEYS = frozenset({"runtime", "ramp"})
+
+
+def resume_conflict(config: Config, run_dir: Path) -> tuple[str, bool] | None:
+    """Why the complete repetitions in run_dir do not match `config`: (message, only timing
+    differs), or None when they match (or carry no meta to compare).
+
+    A run name does not hold every setting (runtime, iodepth, the binary when two builds
+    share a version label, ...): without this, a patched QEMU run after the stock one would
+    "skip" every repetition and print the stock build's numbers under its name.
+    """
+    want = config.to_meta()
+    reps, diffs = [], {}
+    for n in sorted(complete_reps(run_dir)):
+        try:
+            got = orjson.loads((run_dir / f"{n}.meta.json").read_bytes()).get("config")
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            continue  # no meta (data from other tools): nothing to compare
+        if not isinstance(got, dict):
+            continue
+        d = {k: (got[k], v) for k, v in want.items() if k in got and not _same_setting(k, got[k], v)}
+        if d:
+            reps.append(n)
+            diffs.update(d)
+    if not reps:
+        return None
+    what = ", ".join(f"{k} {old!r}, now {new!r}" for k, (old, new) in sorted(diffs.items()))
+    return (f"{run_dir} holds repetition(s) {', '.join(map(str, reps))} made with other settings "
+            f"({what})", set(diffs) <= TIMING_KEYS)
+
+
+_RESUME_HINT = "--no-resume runs them again; or use another --runs-dir or --label"
+
+
+def _check_resume(config: Config, run_dir: Path, runner: Runner) -> None:
+    found = resume_conflict(config, run_dir)
+    if found is None:
+        return
+    why, timing_only = found
+    if not timing_only:
+        raise RunnerError(f"{why}; resuming would mix them: {_RESUME_HINT}")
+    runner.event("note", text=f"warning: {why}; kept as complete ({_RESUME_HINT})")
+
+
 def _next_boot(run_dir: Path) -> int:
     best = 0
     for p in run_dir.glob("*.meta.json"):
@@ -201,6 +257,8 @@ def run_config(config: Config, runs_dir: str | os.PathLike, reps: int | Iterable
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         wanted = _wanted(reps)
+        if runner.options.resume:
+            _check_resume(config, run_dir, runner)
         done = complete_reps(run_dir) if runner.options.resume else set()
         outcomes = [RepOutcome(config.name, n, "skipped") for n in wanted if n in done]
         for o in outcomes:
@@ -319,6 +377,13 @@ def run_matrix(configs: Sequence[Config], runs_dir: str | os.PathLike,
     runs_dir.mkdir(parents=True, exist_ok=True)
     lock = _locked(runs_dir)
     try:
+        if runner.options.resume:  # before the first launch, for the whole matrix
+            found = [f for c in configs if (f := resume_conflict(c, runs_dir / c.name))]
+            bad = [why for why, timing_only in found if not timing_only]
+            if bad:
+                raise RunnerError(f"{bad[0]}; resuming would mix them: {_RESUME_HINT}" if len(bad) == 1
+                                  else f"{len(bad)} run dirs hold repetitions made with other settings "
+                                  f"({_RESUME_HINT}):\n  " + "\n  ".join(bad))
         outcomes: list[RepOutcome] = []
         for c in configs:
             outcomes += run_config(c, runs_dir, runner.options.repeat, runner)
