@@ -114,3 +114,79 @@ def test_iothread_vq_mapping_spreads_queue_i_to_thread_i_mod_k(p, n, k, d):
     assert math.isclose(pr.handler_threads, n / max(per_thread))
     one = predict(cfg(smp=n, num_queues=n, iodepth=d, iothreads=1, vq_mapping=True), p)
     assert pr.iops >= one.iops * (1 - 1e-12)
+
+
+@given(p=params, n=cpus, dp=st.booleans(), d=st.integers(1, 128), h=st.sampled_from([None, 1, 2, 8]),
+       lock=times)
+def test_one_vcpu_per_queue_meets_no_lock_contention(p, n, dp, d, h, lock):
+    # One queue per busy vCPU (smp 1, or num-queues = vCPUs): the vq lock is part of
+    # that vCPU's own work, never a stage of its own, whatever it costs.
+    assert "virtqueue" not in predict(cfg(smp=n, num_queues=n, dataplane=dp, iodepth=d, host_cpus=h), p).bounds
+    # With one vCPU its cost cannot matter at all.  (With n > 1 it still caps the
+    # prediction through the single-queue twin: n queues never beat n x one queue.)
+    c = cfg(smp=1, num_queues=n, dataplane=dp, numjobs=1, iodepth=d, host_cpus=h)
+    assert math.isclose(predict(c, p).iops, predict(c, replace(p, lock_us=lock)).iops, rel_tol=1e-12)
+
+
+@given(p=params, n=st.integers(2, 32), d=st.integers(1, 128), h=st.sampled_from([1, 2, 8]))
+def test_vcpus_sharing_a_queue_take_turns_on_its_lock(p, n, d, h):
+    pr = predict(cfg(smp=n, num_queues=1, iodepth=d), p)
+    assert "virtqueue" in pr.bounds
+    # The section under the lock is vCPU work: one holder at a time is never
+    # slower than one vCPU doing all of its work alone.
+    assert pr.bounds["virtqueue"] >= pr.bounds["vcpu"] / n * (1 - 1e-12)
+    # On an oversubscribed host a descheduled holder stalls the others.
+    small = predict(cfg(smp=n, num_queues=1, iodepth=d, host_cpus=h), p)
+    if n + 1 > h:
+        assert math.isclose(small.bounds["virtqueue"], pr.bounds["virtqueue"] * h / (n + 1), rel_tol=1e-12)
+
+
+@given(p=params, n=cpus, q=queues, dp=st.booleans(), d=st.integers(1, 128), k=st.integers(1, 4),
+       mapping=st.booleans())
+def test_host_cpus_limit_only_when_threads_outnumber_them(p, n, q, dp, d, k, mapping):
+    kw = dict(smp=n, num_queues=q, dataplane=dp, iodepth=d, iothreads=k, vq_mapping=mapping)
+    free = predict(cfg(**kw), p).iops
+    threads = n + (min(k, q, n) if dp and mapping else 1)
+    assert math.isclose(predict(cfg(host_cpus=threads, **kw), p).iops, free, rel_tol=1e-12)
+    # Fewer host CPUs never help; more never hurt.
+    prev = 0.0
+    for h in range(1, threads + 2):
+        x = predict(cfg(host_cpus=h, **kw), p).iops
+        assert x >= prev * (1 - 1e-12)
+        prev = x
+    assert prev <= free * (1 + 1e-12)
+
+
+def test_small_tcg_host_smp1_dataplane_runs_side_by_side():
+    # smp 1 with an IOThread: the vCPU thread and the IOThread each have one of two
+    # host CPUs, so neither the host bound nor the vq lock applies and dataplane can
+    # beat smp 4 (four vCPU threads + the IOThread sharing the same two CPUs).
+    p = replace(DEFAULTS["tcg"], guest_us=25.0, emul_us=30.0, lock_us=25.0)
+    one = predict(PerfConfig(1, 1, True, 1, 32, "tcg", host_cpus=2), p)
+    four = predict(PerfConfig(4, 4, True, 4, 32, "tcg", host_cpus=2), p)
+    assert set(one.bounds) == {"vcpu", "handler", "latency"}
+    assert "host_cpus" in four.bounds
+    assert one.iops > four.iops
+    # Without the IOThread the vCPU waits on the main loop's BQL: slower at smp 1.
+    main = predict(PerfConfig(1, 1, False, 1, 32, "tcg", host_cpus=2), p)
+    assert main.iops < one.iops
+
+
+def test_fit_recovers_a_small_tcg_host(tmp_path):
+    # TCG on 2 host CPUs, a truth away from the priors in the four fitted costs:
+    # the seed matrix plus a few rows pins them down.
+    from perfsuite.model.fit import FREE_PARAMS, Model
+    d = DEFAULTS["tcg"].as_dict()
+    true = Params(**{**d, "guest_us": 25.0, "emul_us": 30.0, "lock_us": 25.0, "bql_share": 0.4})
+    configs = seed_matrix("t") + [
+        SimConfig("t-smp-2-dataplane-no-mq", 2, 1, True, 2, 32, 1),
+        SimConfig("t-smp-2-no-dataplane", 2, 2, False, 2, 32, 0),
+    ]
+    truth = simulate(configs, tmp_path, repeat=4, cv=0.02, seed=3, accel="tcg", host_cpus=2,
+                     model=Model(params={"tcg": true}))
+    res = fit_frame(load_runs(tmp_path).frame)
+    for r in res.rows:
+        assert abs(r.predicted / truth[r.row.name] - 1) < 0.06, r.row.name
+    fitted = res.model.params["tcg"]
+    for k in FREE_PARAMS:
+        assert abs(math.log(getattr(fitted, k) / getattr(true, k))) < 0.3, k

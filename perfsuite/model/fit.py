@@ -6,10 +6,14 @@ model has to explain.  The fit is a least-squares problem in log space (an
 error of 10% counts the same at 10k and at 1M IOPS), one parameter set per
 accelerator, with two safeguards:
 
-* a weak prior pulling every log-parameter toward the defaults
-  (``prior_weight`` per unit of log): a real matrix has ~6 configurations
-  and the model 10 parameters, so directions the data cannot see stay at
-  sensible values instead of wandering off;
+* priors pulling every log-parameter toward the defaults: a weak one
+  (``prior_weight`` per unit of log) on the four costs a matrix like the
+  seed's can tell apart (FREE_PARAMS: guest CPU per request, handler
+  emulation, the contended queue-lock section, the BQL share), a strong one
+  (``HELD_WEIGHT``) on the other six (exit, interrupt and notify costs, EVENT_IDX
+  batching, backend latency, the IOThread hand-off), which ~6 configurations
+  at one queue depth cannot separate from the first four: ten free
+  parameters on six points fit noise, and their held-out error shows it;
 * a robust loss (soft L1), so that one broken configuration does not bend
   the model toward itself and hide from the plausibility check.
 
@@ -30,6 +34,9 @@ import numpy as np
 from .perf import DEFAULTS, FRACTIONS, PARAM_NAMES, Params, PerfConfig, params_from_vector, \
     params_to_vector, predict
 
+# Fitted with a weak prior; the others are held near the priors (strong prior).
+FREE_PARAMS = ("guest_us", "emul_us", "lock_us", "bql_share")
+HELD_WEIGHT = 3.0
 MIN_SIGMA = 0.10       # no band narrower than +-10% per sigma: run-to-run noise alone is ~5%
 UNFITTED_SIGMA = 0.7   # defaults only (nothing fitted): a factor of ~2 per sigma
 TIME_BOUNDS = (math.log(1e-3), math.log(1e5))
@@ -207,20 +214,22 @@ def fit(rows: list[ConfigRow], prior: dict[str, Params] | None = None,
         theta0 = np.clip(theta0, lo, hi)
         y = np.log([r.measured for r in group])
         w = np.sqrt([r.n for r in group]) / math.sqrt(max(r.n for r in group))
+        pw = np.array([prior_weight if k in FREE_PARAMS else max(prior_weight, HELD_WEIGHT)
+                       for k in PARAM_NAMES])
 
         def residuals(theta):
             p = params_from_vector(theta)
             pred = np.log([predict(r.cfg, p).iops for r in group])
-            return np.concatenate([(pred - y) * w, prior_weight * (theta - theta0)])
+            return np.concatenate([(pred - y) * w, pw * (theta - theta0)])
 
         sol = least_squares(residuals, theta0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1,
                             max_nfev=2000)
         model.params[accel] = params_from_vector(sol.x)
         model.fitted[accel] = True
         d = np.log([predict(r.cfg, model.params[accel]).iops for r in group]) - y
-        # With fewer configurations than parameters the in-sample error flatters
-        # the model; widen it by sqrt(n / (n - k_eff)) with k_eff ~ n/2.
-        inflate = math.sqrt(2.0) if len(group) < len(PARAM_NAMES) else 1.0
+        # With fewer than two configurations per free parameter the in-sample
+        # error flatters the model; widen it by sqrt(n / (n - k_eff)), k_eff ~ n/2.
+        inflate = math.sqrt(2.0) if len(group) < 2 * len(FREE_PARAMS) else 1.0
         model.sigma[accel] = max(MIN_SIGMA, float(np.sqrt(np.mean(d ** 2))) * inflate)
         if len(group) < 3:
             notes.append(f"{accel}: only {len(group)} configuration(s); parameters stay near the priors")
@@ -245,7 +254,7 @@ MAX_FOLDS = 8
 def cross_validate(rows: list[ConfigRow], prior_weight: float = 0.1) -> tuple[list[RowFit], dict[str, float]]:
     """Predict every configuration from a fit on the *other* configurations.
 
-    An in-sample fit of a 9-parameter model to ~6 configurations can absorb
+    An in-sample fit of a 4-parameter model to ~6 configurations can absorb
     one wrong result entirely; predicting each configuration without it (k-fold,
     k = min(n, 8), folds taken round-robin) cannot.  Returns the out-of-fold
     predictions and, per accelerator, a robust scale of their log errors
