@@ -20,7 +20,9 @@ _EPILOG = "\b\nError statistics (--error), over the runs of one name:\n" + "\n".
     f"  {k:<6} {v}" for k, v in ERROR_HELP.items()
 ) + "\n  A name with a single run prints n/a.\n\n\b\nExamples:\n  ./analyze.py runs/\n" \
     "  ./analyze.py runs/ --error ci95 --runs\n  ./analyze.py runs/ --metric disk-read-ios --filter 'v4-*'\n" \
-    "  ./analyze.py runs/ --format csv > summary.csv"
+    "  ./analyze.py runs/ --format csv > summary.csv" \
+    "\n\n\b\nExit status: 0 table printed (skipped files are warnings), 2 bad input (no such directory,\n" \
+    "no results, --filter matching nothing, a malformed file with --strict), 1 unexpected error."
 
 
 class BadInput(Exception):
