@@ -158,8 +158,11 @@ def _event(kind: str, data: dict) -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--results-dir", default="nightly", show_default=True, help="Where history.sqlite lives.")
 @click.option("--db", type=click.Path(dir_okay=False), help="The history database itself (overrides --results-dir).")
-@click.option("--metric", default="iops", show_default=True)
-@click.option("--config", "configs", multiple=True, metavar="NAME", help="Show this configuration's nights (repeatable).")
+@click.option("--metric", default="iops", show_default=True,
+              help="iops, read-iops, write-iops, disk-read-ios or a results column (lat_*).")
+@click.option("--config", "configs", multiple=True, metavar="NAME",
+              help="Also list this configuration's nights: ratio candidate/baseline, candidate mean, "
+                   "verdict (repeatable; names as in the compare table, without the label).")
 @click.option("--min-change", default="1%", show_default=True, help="Ignore change points smaller than this.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def history(results_dir, db, metric, configs, min_change, fmt) -> None:
