@@ -92,6 +92,11 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
         raise CompareError(f"threshold must be a fraction between 0 and 1, got {threshold}")
     col = resolve_metric(metric, baseline_df, candidate_df)
     base, cand = _usable(baseline_df, col), _usable(candidate_df, col)
+    for side, given, usable in (("baseline", baseline_df, base), ("candidate", candidate_df, cand)):
+        # otherwise every row is listed as "only in" the other side, as if the runs were missing
+        if len(given) and not len(usable):
+            raise CompareError(f"{side}: none of its {len(given)} run(s) has {col} data"
+                               + (" (fio recorded no latency: gtod_reduce=1?)" if col.startswith("lat") else ""))
     keys = _key_columns(base, cand, set(BUILD_KEYS) | set(ignore))
     gb, gc = _groups(base, col, keys, "baseline"), _groups(cand, col, keys, "candidate")
     common = sorted(set(gb) & set(gc), key=lambda k: (gc[k][0], k))

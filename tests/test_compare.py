@@ -160,6 +160,13 @@ def test_different_accelerators_on_the_two_sides_are_flagged():
     assert same.warnings == [] and C.compare(frame("v3", {1: 1e5}), frame("v4", {1: 1e5})).warnings == []
 
 
+def test_a_side_without_the_metric_is_an_error_not_only_in_the_other_side():
+    base = frame("v3", {1: 1e5, 2: 2e5})
+    base["lat_p99_us"] = np.nan  # the seed's job: gtod_reduce=1, no latencies
+    with pytest.raises(C.CompareError, match=r"baseline: none of its 10 run\(s\) has lat_p99_us"):
+        C.compare(base, frame("v4", {1: 1e5, 2: 2e5}), metric="lat_p99_us")
+
+
 def test_cli_exit_codes_and_errors(tmp_path):
     for lab, f in (("v3", 1.0), ("v4", 0.8)):
         for smp in (1, 2):
