@@ -236,13 +236,19 @@ def test_bzimage_version_from_setup_header():
     assert img.bzimage_version(b"\0" * 0x1000) is None
 
 
+def _fake_bzimage(fill: bytes) -> bytes:
+    data = bytearray(fill * 4096)
+    data[0x202:0x206] = b"HdrS"  # the x86 boot protocol's magic: enough to pass as a kernel
+    return bytes(data)
+
+
 def test_ensure_image_caches_by_inputs(tmp_path):
     """A user's kernel (a fake one: nothing boots here) is built once, then found in the cache."""
     from perfsuite.guest import ensure_image
     if not (img.Path(img.BUSYBOX).exists() and img.Path(img.FIO).exists()):
         pytest.skip("needs busybox-static and fio")
     vmlinuz = tmp_path / "bzImage"
-    vmlinuz.write_bytes(b"\0" * 4096)
+    vmlinuz.write_bytes(_fake_bzimage(b"\0"))
     cache = tmp_path / "cache"
     logs: list[str] = []
     first = ensure_image(kernel=vmlinuz, cache_dir=cache, fio_mode="hostroot", log=logs.append)
@@ -251,7 +257,7 @@ def test_ensure_image_caches_by_inputs(tmp_path):
     logs.clear()
     again = ensure_image(kernel=vmlinuz, cache_dir=cache, fio_mode="hostroot", log=logs.append)
     assert again.key == first.key and logs == []  # no rebuild
-    vmlinuz.write_bytes(b"\1" * 4096)
+    vmlinuz.write_bytes(_fake_bzimage(b"\1"))
     other = ensure_image(kernel=vmlinuz, cache_dir=cache, fio_mode="hostroot", log=None)
     assert other.key != first.key
     assert not list((cache / "images").glob(".*"))  # no temp dirs left behind
@@ -263,6 +269,15 @@ def test_ensure_image_errors_are_one_line(tmp_path):
         ensure_image(kernel=tmp_path / "nope", cache_dir=tmp_path, log=None)
     with pytest.raises(ImageError, match="--modules needs --kernel"):
         ensure_image(modules=tmp_path, cache_dir=tmp_path, log=None)
+    # /etc/passwd as --kernel: refused before an image is built and cached (QEMU used to
+    # fail on it once per configuration: "linux kernel too old to load a ram disk")
+    if not img.Path(img.BUSYBOX).exists():
+        pytest.skip("needs busybox-static")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a kernel\n" * 100)
+    with pytest.raises(ImageError, match="not a Linux kernel"):
+        ensure_image(kernel=text, cache_dir=tmp_path / "cache", log=None)
+    assert not (tmp_path / "cache" / "images").exists() or not any((tmp_path / "cache" / "images").iterdir())
 
 
 def _elf_with_note(ntype: int) -> bytes:
@@ -390,7 +405,7 @@ def test_broken_modules_tree_is_an_image_error(tmp_path):
     if not (img.Path(img.BUSYBOX).exists() and img.Path(img.FIO).exists()):
         pytest.skip("needs busybox-static and fio")
     vmlinuz = tmp_path / "bzImage"
-    vmlinuz.write_bytes(b"\0" * 4096)
+    vmlinuz.write_bytes(_fake_bzimage(b"\0"))
     mods = tmp_path / "modules"
     mods.mkdir()
     (mods / "9p.ko").write_bytes(_fake_module("netfs,9pnet"))  # its dependencies are missing

@@ -69,6 +69,10 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
     kpath = Path(kernel)
     if not kpath.is_file():
         raise ImageError(f"kernel file {kpath} not found")
+    if not _looks_like_a_kernel(kpath):
+        # caught here, not by QEMU once per configuration after an image was built and cached
+        raise ImageError(f"kernel file {kpath}: not a Linux kernel (no bzImage 'HdrS' setup header, "
+                         "not an ELF vmlinux)")
     inputs["kernel"] = f"file:{_sha256(kpath)}"
     how = {"file": kpath, "moddir": None}
     if modules is not None:
@@ -79,6 +83,16 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
         inputs["modules"] = [[n, _sha256(p)] for n, p in chosen]
         how["moddir"] = moddir
     return inputs, how
+
+
+def _looks_like_a_kernel(path: Path) -> bool:
+    """A bzImage (x86 boot protocol: "HdrS" at 0x202) or an ELF vmlinux (booted via PVH)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(0x206)
+    except OSError:
+        return False
+    return head[:4] == b"\x7fELF" or head[0x202:0x206] == b"HdrS"
 
 
 def current_key(kernel=None, modules=None, fio_mode: str = DEFAULT_FIO_MODE, log=None,
