@@ -76,8 +76,11 @@ class Runner:
 
     def get_image(self) -> Any:
         if self.image is None:
-            from perfsuite.guest import ensure_image
-            self.image = pin_image(ensure_image(log=lambda m: self.event("note", text=str(m))))
+            from perfsuite.guest import ImageError, ensure_image
+            try:
+                self.image = pin_image(ensure_image(log=lambda m: self.event("note", text=str(m))))
+            except ImageError as e:  # apt offline, no busybox, ...: one line, not a traceback
+                raise RunnerError(f"guest image: {e}") from None
         return self.image
 
     def accel(self, qemu: str) -> AccelChoice:

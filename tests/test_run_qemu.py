@@ -15,25 +15,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from qemu_procs import our_qemus
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parent.parent
 CI_MATRIX = REPO / "jobs" / "ci.toml"
-
-
-def our_qemus(marker: Path) -> list[int]:
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "qemu-system" in cmd and str(marker) in cmd:
-            out.append(int(pid))
-    return out
 
 
 def perfsuite_run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -102,6 +89,8 @@ def test_dry_run_launches_nothing(tmp_path):
                          "--work-root", str(tmp_path / "w"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("qemu-system-x86_64 ") == 2 and "num-queues=1" in proc.stdout
+    # placeholders stay placeholders (the 9p share's path was shown as <cwd>/<workdir>)
+    assert "path=<workdir>," in proc.stdout and "/<workdir>" not in proc.stdout
     assert not (tmp_path / "runs").exists() and not (tmp_path / "w").exists()
     assert our_qemus(tmp_path) == []
 

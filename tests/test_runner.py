@@ -199,6 +199,18 @@ def test_resume_keeps_repetitions_of_another_runtime_with_a_warning(tmp_path):
     assert any(n and n.startswith("warning:") and "runtime 60, now 70" in n for n in notes), notes
 
 
+def test_a_guest_image_that_cannot_be_built_is_a_runner_error(monkeypatch):
+    # perfsuite run caught RunnerError only: apt offline while building the image was a traceback
+    import perfsuite.guest as guest
+    from perfsuite.guest import ImageError
+
+    def fail(**kw):
+        raise ImageError("apt cannot resolve linux-image-amd64; pass --kernel PATH")
+    monkeypatch.setattr(guest, "ensure_image", fail)
+    with pytest.raises(RunnerError, match="guest image: apt cannot resolve"):
+        Runner().get_image()
+
+
 def test_explicit_repetition_numbers(tmp_path):
     r = make_runner(tmp_path)
     run_config(C1, tmp_path / "runs", [2, 4], r)

@@ -91,8 +91,12 @@ def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int 
     progress = Progress(total=len(configs) * repeat, quiet=quiet)
     runner = Runner(options=opts, on_event=progress.event)
     if kernel:
-        from perfsuite.guest import ensure_image
-        runner.image = ensure_image(kernel=kernel, log=lambda m: progress.event("note", text=str(m)))
+        from perfsuite.guest import ImageError, ensure_image
+        try:
+            runner.image = ensure_image(kernel=kernel, log=lambda m: progress.event("note", text=str(m)))
+        except ImageError as e:
+            click.echo(f"error: guest image: {e} (nothing launched)", err=True)
+            sys.exit(2)
     try:
         with progress:
             outcomes = run_matrix(configs, runs_dir, runner)
@@ -121,6 +125,8 @@ def _dry_run(configs, accel: str, repeat: int) -> None:
     for c in configs:
         w = Path("<workdir>")
         argv = build_argv(c, guest_argv(image, w), w, accel=shown, vq_mapping=probe(c.qemu).vq_mapping)
+        # the 9p share takes an absolute path: keep the placeholder a placeholder
+        argv = [a.replace(str(w.absolute()), str(w)) for a in argv]
         click.echo(f"# {c.name}: {repeat} repetition(s), fio {c.fio_job} numjobs={c.numjobs} "
                    f"iodepth={c.iodepth} runtime={c.runtime} ramp={c.ramp}")
         click.echo(shlex.join(argv))
