@@ -377,7 +377,11 @@ def run_matrix(configs: Sequence[Config], runs_dir: str | os.PathLike,
     """Every config x `runner.options.repeat` repetitions, config after config."""
     runner = runner or Runner()
     runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file of that name, a read-only place, ...
+        why = "a file, not a directory" if runs_dir.exists() else (e.strerror or str(e))
+        raise RunnerError(f"cannot use {runs_dir} as the runs directory: {why}") from None
     lock = _locked(runs_dir)
     try:
         if runner.options.resume:  # before the first launch, for the whole matrix

@@ -211,6 +211,15 @@ def test_a_guest_image_that_cannot_be_built_is_a_runner_error(monkeypatch):
         Runner().get_image()
 
 
+def test_a_runs_dir_that_cannot_be_created_is_a_runner_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = make_runner(tmp_path, repeat=1)
+    for bad in (tmp_path / "afile", tmp_path / "afile" / "runs"):
+        with pytest.raises(RunnerError, match="cannot use .* as the runs directory"):
+            run_matrix([C1], bad, r)
+    assert boots(r) == []
+
+
 def test_explicit_repetition_numbers(tmp_path):
     r = make_runner(tmp_path)
     run_config(C1, tmp_path / "runs", [2, 4], r)
