@@ -363,8 +363,10 @@ def validate(configs: list[Config], *, probe: Callable[[str], Any] | None = None
         other = by_name.setdefault(c.name, c)
         if other is not c and other != c:
             diff = [k for k in FIELDS if getattr(other, k) != getattr(c, k)]
+            hint = ("give each QEMU build its own label" if "qemu" in diff else
+                    "an explicit `name` must not cover a list; give each config its own name")
             errors.append(f"{c.name}: duplicate name for different configs (differ in "
-                          f"{', '.join(diff)}; give each QEMU build its own label)")
+                          f"{', '.join(diff)}; {hint})")
     if errors:
         uniq = list(dict.fromkeys(errors))
         if len(uniq) == 1:  # the common case stays one line
