@@ -107,6 +107,13 @@ def test_simulate_writes_nothing_when_the_model_refuses_a_later_config(tmp_path)
     assert not any(tmp_path.rglob("*.json"))
 
 
+def test_fit_save_to_an_impossible_path_is_a_plain_error(simulated, tmp_path):
+    out, _ = simulated
+    (tmp_path / "afile").write_text("x")
+    res = run("fit", out, "--save", tmp_path / "afile" / "p.json")
+    assert res.exit_code == 2 and "[Errno" not in res.output and "afile" in res.output, res.output
+
+
 def test_simulate_builtin_seed_matrix(tmp_path):
     res = run("simulate", "seed", "-o", tmp_path, "--repeat", 2, "--cv", 0.1)
     assert res.exit_code == 0, res.output

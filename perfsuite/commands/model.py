@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 
 import click
@@ -31,7 +32,11 @@ def _guard(fn):
             return fn(*a, **kw)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except OSError as e:  # "[Errno 17] File exists: 'x'" -> "x: a file, not a directory"
+            why = ("a file, not a directory" if isinstance(e, FileExistsError) and os.path.isfile(e.filename or "")
+                   else e.strerror)
+            _fail(f"{e.filename}: {why}" if e.filename and why else str(e) or type(e).__name__)
+        except (ValueError, KeyError, TypeError) as e:
             _fail(str(e) or type(e).__name__)
         except Exception as e:  # noqa: BLE001 - e.g. ResultsError, ConfigError
             _fail(f"{type(e).__name__}: {e}" if type(e).__module__.startswith("builtins") else str(e))
