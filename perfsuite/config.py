@@ -335,7 +335,23 @@ def problems(c: Config, *, host_mem_mb: int | None = None, vq_mapping: bool | No
                 p.append(f"backend_path {bp}: not a regular file")
     if check_files and not Path(c.fio_job).is_file():
         p.append(f"fio_job {c.fio_job}: no such file")
+    elif check_files and (why := _not_a_fio_job(Path(c.fio_job))):
+        p.append(f"fio_job {c.fio_job}: {why}")
     return p
+
+
+_JOB_SECTION = re.compile(r"^\s*\[([^\]]+)\]", re.MULTILINE)
+
+
+def _not_a_fio_job(path: Path) -> str | None:
+    """Why fio would run nothing from this file (each boot would fail), or None."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        return f"cannot read: {e.strerror or e}"
+    if not any(m.group(1).strip() != "global" for m in _JOB_SECTION.finditer(text)):
+        return "no job section ([name] other than [global]): fio would run nothing"
+    return None
 
 
 def validate(configs: list[Config], *, probe: Callable[[str], Any] | None = None,

@@ -196,6 +196,15 @@ def test_mq_must_be_a_boolean(tmp_path):
         load_matrix(m, default_label=lambda q: "v")
 
 
+@pytest.mark.parametrize("text", ["root:x:0:0:root:/root:/bin/bash\n", "[global]\nrw=randread\n", ""])
+def test_validate_rejects_a_fio_job_without_a_job(tmp_path, text):
+    # fio says "No job(s) defined" in the guest, once per boot: catch it before any launch
+    job = tmp_path / "x.job"
+    job.write_text(text)
+    with pytest.raises(ConfigError, match="no job section"):
+        validate([ok(fio_job=str(job))], probe=no_vq)
+
+
 def test_validate_memory_against_host():
     with pytest.raises(ConfigError, match="more than the host"):
         validate([ok(memory_mb=8192)], probe=no_vq, host_mem_mb=4096)
