@@ -1,6 +1,7 @@
 """Shared pytest setup: paths to the repository's real example data."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ def data_dir() -> Path:
 
 # In CI every tool the tests need is installed by .ci/run, so a test that skips because a
 # tool is missing would hide a broken install step: there it fails instead.
-_MISSING_TOOL = ("needs ", "not installed")
+_MISSING_TOOL = re.compile(r"\bneeds [a-z]|not installed")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -26,6 +27,6 @@ def pytest_runtest_makereport(item, call):
     if not (os.environ.get("CI") and report.skipped and isinstance(report.longrepr, tuple)):
         return
     reason = str(report.longrepr[2])
-    if any(marker in reason for marker in _MISSING_TOOL):
+    if _MISSING_TOOL.search(reason):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where every tool must be installed: {reason}"

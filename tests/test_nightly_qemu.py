@@ -1,6 +1,8 @@
 """End to end with real guests (TCG is fine): `perfsuite nightly` must call the same QEMU
 "no regression" against itself, and a regression when the candidate's disk sits behind a
-throttle-group IOPS limit at 85% of the baseline's mean.
+throttle-group IOPS limit at 85% of the baseline's mean -- or, where the host's noise is too
+high to resolve that drop within the CI budget, "inconclusive" with the runs it would take,
+never "no change".
 
 Kept short for CI: one configuration, 2 s of fio, 3-4 pairs per night. Only QEMU processes
 whose command line holds this test's tmp path are looked at (others may be running guests).
@@ -17,23 +19,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from qemu_procs import our_qemus
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(1500)]
 
 REPO = Path(__file__).resolve().parent.parent
 QEMU = "qemu-system-x86_64"
-
-
-def our_qemus(marker: Path) -> list[int]:
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "qemu-system" in cmd and str(marker) in cmd:
-            out.append(int(pid))
-    return out
 
 
 def nightly(tmp: Path, night: str, repeat: int, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
@@ -75,9 +66,9 @@ def test_self_is_no_regression_and_throttle_is_one(workdir, image):
     base_mean = row["mean_base"]
 
     # A 15% drop is only resolvable if this host's run-to-run noise allows it within the
-    # budget: a CI runner does (CV of a few %); a machine shared with other TCG guests may
-    # not (CV 30-50% seen). The throttle itself is checked either way; the verdict only
-    # when the noise lets a 15% drop show, else the test skips saying why.
+    # budget: a quiet host with short TCG runs may not (CV 13-30% seen on 2-core machines).
+    # Then the pipeline must say so -- "inconclusive" with more runs needed, or still catch
+    # it -- and never call the throttled build "no change" or an improvement.
     cv = max(row["cv_base"], row["cv_cand"])
     budget = 10
     needed = int(reps_needed(cv, cv, 0.15, alpha=0.05, power=0.8))
@@ -87,12 +78,15 @@ def test_self_is_no_regression_and_throttle_is_one(workdir, image):
     (row,) = doc["rows"]
     assert row["mean_cand"] <= 1.05 * limit  # the throttle really held the candidate down
     assert our_qemus(tmp_path) == []
-    if row["verdict"] != "regression" and needed > budget:
-        pytest.skip(f"host too noisy to resolve a 15% drop: CV {cv:.0%} needs {needed} runs per "
-                    f"side (budget {budget}); A/A passed, throttle held (verdict {row['verdict']})")
-    assert thr.returncode == 1 and row["verdict"] == "regression", thr.stderr[-3000:]
-    # Both nights are in the history, and the throttled one is the one that failed.
+    if needed <= budget:
+        assert thr.returncode == 1 and row["verdict"] == "regression", thr.stderr[-3000:]
+    else:
+        assert row["verdict"] in ("inconclusive", "regression"), row
+        assert thr.returncode == (1 if row["verdict"] == "regression" else 0)
+        if row["verdict"] == "inconclusive":
+            assert row["reps_needed"] > row["n_base"], row  # it says what would resolve it
+    # Both nights are in the history with their exit codes.
     hist = subprocess.run([sys.executable, "-m", "perfsuite.cli", "history", "--results-dir",
                            str(tmp_path / "res"), "--format", "json"], capture_output=True, text=True)
     nights = {n["night"]: n["exit_code"] for n in json.loads(hist.stdout)["nights"]}
-    assert nights == {"aa": 0, "throttled": 1}
+    assert nights == {"aa": 0, "throttled": thr.returncode}
