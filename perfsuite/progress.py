@@ -48,6 +48,12 @@ class Progress:
     def event(self, kind: str, **d: Any) -> None:
         if kind == "note":
             self._line(d["text"])
+        elif kind == "more":  # --until-precision added repetitions
+            self.total += d["n"]
+            if self._bar is not None:
+                self._bar.update(self._task, total=self.total)
+            elif not self.quiet:
+                self._line(f"{d['name']}: {d['n']} more repetition(s) for the requested precision")
         elif kind == "boot":
             if self._bar is not None:
                 self._bar.update(self._task, description=f"{d['name']} ({d['accel']})")

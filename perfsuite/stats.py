@@ -121,11 +121,11 @@ def error_pct(values: Sequence[float], kind: str = "range") -> float:
         elif kind == "sem":
             half = s / math.sqrt(n)
         else:
-            half = _t_quantile(0.975, n - 1) * s / math.sqrt(n)
+            half = t_quantile(0.975, n - 1) * s / math.sqrt(n)
     return float(100.0 * half / abs(mean))
 
 
-def _t_quantile(q: float, dof: int) -> float:
+def t_quantile(q: float, dof: int) -> float:
     # scipy is imported here, not at module level: the plain table does not need it.
     from scipy import stats as sps
 

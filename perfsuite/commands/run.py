@@ -56,11 +56,17 @@ Matrix keys and names: docs/runner.md."""
 @click.option("--kernel", type=click.Path(exists=True, dir_okay=False), help="Guest kernel (default: Debian's).")
 @click.option("--work-root", type=click.Path(file_okay=False), help="Where per-boot work dirs go (default: the temp dir).")
 @click.option("--keep-workdirs", is_flag=True, help="Keep each boot's work dir (debugging).")
+@click.option("--until-precision", type=click.FloatRange(0, min_open=True), metavar="P",
+              help="After --repeat, add repetitions to each configuration until the 95% confidence "
+                   "half-width of its mean IOPS is at most P% of the mean (or --max-repeat is reached).")
+@click.option("--max-repeat", default=20, show_default=True, type=click.IntRange(2),
+              help="Cap on repetitions per configuration for --until-precision.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int | None,
         only: tuple[str, ...], dry_run: bool, accel: str, timeout: float | None, retries: int,
         resume: bool, fresh_guest: bool, qemu: str | None, label: str | None, kernel: str | None,
-        work_root: str | None, keep_workdirs: bool, quiet: bool) -> None:
+        work_root: str | None, keep_workdirs: bool, until_precision: float | None, max_repeat: int,
+        quiet: bool) -> None:
     """Boot one QEMU guest per configuration of MATRIX (default jobs/matrix.toml) and run fio
     in it --repeat times, keeping every raw result in RUNS_DIR.
 
@@ -100,6 +106,9 @@ def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int 
     try:
         with progress:
             outcomes = run_matrix(configs, runs_dir, runner)
+            if until_precision:
+                from perfsuite.precision import run_until_precision
+                outcomes += run_until_precision(configs, runs_dir, runner, until_precision, max_repeat)
     except KeyboardInterrupt:
         kill_all()
         click.echo(f"interrupted: completed repetitions are kept in {runs_dir}/", err=True)
