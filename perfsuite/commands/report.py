@@ -60,7 +60,9 @@ def report(runs_dirs: tuple[str, ...], out: str, baseline: str | None, candidate
         if os.environ.get("PERFSUITE_DEBUG"):
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)", 2)
-    click.echo(f"{path}  ({ctx['n_configs']} configurations, {ctx['n_runs']} runs; built in {time.perf_counter() - t0:.2f} s)")
+    nc, nr = ctx["n_configs"], ctx["n_runs"]
+    click.echo(f"{path}  ({nc} configuration{'s' * (nc != 1)}, {nr} run{'s' * (nr != 1)}; "
+               f"built in {time.perf_counter() - t0:.2f} s)")
 
 
 def _build(runs_dirs: list[Path], out: Path, baseline: str | None, candidate: str | None,
