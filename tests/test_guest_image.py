@@ -242,13 +242,20 @@ def _fake_bzimage(fill: bytes) -> bytes:
     return bytes(data)
 
 
-def test_ensure_image_caches_by_inputs(tmp_path):
-    """A user's kernel (a fake one: nothing boots here) is built once, then found in the cache."""
-    from perfsuite.guest import ensure_image
+@pytest.fixture
+def user_kernel(tmp_path):
+    """A user's --kernel for image builds (a fake one: nothing boots from it)."""
     if not (img.Path(img.BUSYBOX).exists() and img.Path(img.FIO).exists()):
         pytest.skip("needs busybox-static and fio")
     vmlinuz = tmp_path / "bzImage"
     vmlinuz.write_bytes(_fake_bzimage(b"\0"))
+    return vmlinuz
+
+
+def test_ensure_image_caches_by_inputs(tmp_path, user_kernel):
+    """A user's kernel is built once, then found in the cache."""
+    from perfsuite.guest import ensure_image
+    vmlinuz = user_kernel
     cache = tmp_path / "cache"
     logs: list[str] = []
     first = ensure_image(kernel=vmlinuz, cache_dir=cache, fio_mode="hostroot", log=logs.append)
@@ -400,12 +407,9 @@ def test_prune_spares_recently_used_images(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".img9.tmp", "img0", "img1", "img2", "img5"]
 
 
-def test_broken_modules_tree_is_an_image_error(tmp_path):
+def test_broken_modules_tree_is_an_image_error(tmp_path, user_kernel):
     from perfsuite.guest import ImageError, ensure_image
-    if not (img.Path(img.BUSYBOX).exists() and img.Path(img.FIO).exists()):
-        pytest.skip("needs busybox-static and fio")
-    vmlinuz = tmp_path / "bzImage"
-    vmlinuz.write_bytes(_fake_bzimage(b"\0"))
+    vmlinuz = user_kernel
     mods = tmp_path / "modules"
     mods.mkdir()
     (mods / "9p.ko").write_bytes(_fake_module("netfs,9pnet"))  # its dependencies are missing
