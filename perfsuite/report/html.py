@@ -81,17 +81,11 @@ def _variant_rank(dp: bool | None, mq: bool | None) -> int:
 
 # ---------------------------------------------------------------- statistics for the figures
 
-def _t(level: float, dof: float) -> float:
-    # scipy.special, not scipy.stats: the same quantile for a third of the import time,
-    # and imports are most of a report's build time.
-    from scipy.special import stdtrit
-
-    return float(stdtrit(dof, 0.5 + level / 2))
-
-
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval; the interval is NaN with fewer than two values."""
     import numpy as np
+
+    from perfsuite.stats import t_quantile
 
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
@@ -100,35 +94,25 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     m = float(x.mean())
     if x.size < 2:
         return m, math.nan, math.nan
-    half = _t(level, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    half = t_quantile(0.5 + level / 2, x.size - 1) * float(x.std(ddof=1)) / math.sqrt(x.size)
     return m, m - half, m + half
 
 
 def ratio_ci(num, den, level: float = 0.95) -> tuple[float, float, float]:
-    """Ratio of means num/den with a Fieller interval and Welch degrees of freedom: the method
-    of perfsuite.stats.welch behind `perfsuite compare`, so a speedup here and a ratio there
-    mean the same thing. Bounds are infinite when den's mean is not clearly above zero."""
+    """Ratio of means num/den with its Fieller interval: perfsuite.stats.welch, the method
+    behind `perfsuite compare`, so a speedup here and a ratio there mean the same thing.
+    Bounds are infinite when den's mean is not clearly above zero."""
     import numpy as np
+
+    from perfsuite.stats import welch
 
     a = np.asarray(den, dtype=float)
     b = np.asarray(num, dtype=float)
     a, b = a[np.isfinite(a)], b[np.isfinite(b)]
     if a.size == 0 or b.size == 0 or a.mean() == 0:
         return math.nan, math.nan, math.nan
-    ma, mb = float(a.mean()), float(b.mean())
-    r = mb / ma
-    if a.size < 2 or b.size < 2:
-        return r, math.nan, math.nan
-    sa, sb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    if sa + sb == 0:
-        return r, r, r
-    dof = (sa + sb) ** 2 / (sa ** 2 / (a.size - 1) + sb ** 2 / (b.size - 1))
-    q2 = _t(level, dof) ** 2
-    lead = ma ** 2 - q2 * sa
-    if lead <= 0:
-        return r, -math.inf, math.inf
-    root = math.sqrt(max(q2 * (sa * mb ** 2 + sb * lead), 0.0))
-    return r, (ma * mb - root) / lead, (ma * mb + root) / lead
+    w = welch(a[None, :], b[None, :], conf=level)
+    return float(w.ratio[0]), float(w.ci_low[0]), float(w.ci_high[0])
 
 
 # ---------------------------------------------------------------- context
