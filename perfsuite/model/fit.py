@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from perfsuite.stats import error_pct
+
 from .perf import DEFAULTS, FRACTIONS, PARAM_NAMES, Params, PerfConfig, params_from_vector, \
     params_to_vector, predict
 
@@ -190,7 +192,7 @@ def rows_from_frame(frame, host_cpus: int | None = None) -> tuple[list[ConfigRow
         if cfg is None:
             notes.append(f"{name}: skipped ({why})")
             continue
-        sem = float(iops.std(ddof=1) / iops.mean() / math.sqrt(iops.size)) if iops.size > 1 else math.nan
+        sem = error_pct(iops.to_numpy(), "sem") / 100.0  # relative; NaN with one run
         rows.append(ConfigRow(str(name), cfg, float(iops.mean()), int(iops.size), sem))
     return rows, notes
 
