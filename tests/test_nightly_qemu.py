@@ -1,8 +1,7 @@
 """End to end with real guests (TCG is fine): `perfsuite nightly` must call the same QEMU
 "no regression" against itself, and a regression when the candidate's disk sits behind a
-throttle-group IOPS limit at 85% of the baseline's mean -- or, where the host's noise is too
-high to resolve that drop within the CI budget, "inconclusive" with the runs it would take,
-never "no change".
+throttle-group IOPS limit at 85% of the baseline's mean where the night's noise lets the test
+resolve it -- elsewhere "inconclusive" with the runs it would take, never "no change".
 
 Kept short for CI: one configuration, 2 s of fio, 3-4 pairs per night. Only QEMU processes
 whose command line holds this test's tmp path are looked at (others may be running guests).
@@ -56,7 +55,7 @@ def workdir():
 
 
 def test_self_is_no_regression_and_throttle_is_one(workdir, image):
-    from perfsuite.stats import reps_needed
+    from perfsuite.stats import reps_needed, welch_power
 
     tmp_path = workdir
     aa, doc = nightly(tmp_path, "aa", 4)
@@ -66,9 +65,11 @@ def test_self_is_no_regression_and_throttle_is_one(workdir, image):
     base_mean = row["mean_base"]
 
     # A 15% drop is only resolvable if this host's run-to-run noise allows it within the
-    # budget: a quiet host with short TCG runs may not (CV 13-30% seen on 2-core machines).
-    # Then the pipeline must say so -- "inconclusive" with more runs needed, or still catch
-    # it -- and never call the throttled build "no change" or an improvement.
+    # budget: short TCG runs on 2 cores may not (CV 13-30% seen). Whatever the noise, the
+    # pipeline must never call the throttled build "no change" or an improvement, and when it
+    # cannot tell it must say how many runs would. It must call it a regression where the
+    # night's own noise gave the test near-certain power (a quiet host; KVM) -- judged on the
+    # throttled night itself, since 4 A/A runs predict the next night's noise too poorly.
     cv = max(row["cv_base"], row["cv_cand"])
     budget = 10
     needed = int(reps_needed(cv, cv, 0.15, alpha=0.05, power=0.8))
@@ -78,13 +79,15 @@ def test_self_is_no_regression_and_throttle_is_one(workdir, image):
     (row,) = doc["rows"]
     assert row["mean_cand"] <= 1.05 * limit  # the throttle really held the candidate down
     assert our_qemus(tmp_path) == []
-    if needed <= budget:
-        assert thr.returncode == 1 and row["verdict"] == "regression", thr.stderr[-3000:]
-    else:
-        assert row["verdict"] in ("inconclusive", "regression"), row
-        assert thr.returncode == (1 if row["verdict"] == "regression" else 0)
-        if row["verdict"] == "inconclusive":
-            assert row["reps_needed"] > row["n_base"], row  # it says what would resolve it
+    assert row["verdict"] in ("inconclusive", "regression"), row
+    assert thr.returncode == (1 if row["verdict"] == "regression" else 0), thr.stderr[-3000:]
+    if row["verdict"] == "inconclusive":
+        assert row["reps_needed"] > row["n_base"], row  # it says what would resolve it
+    # Power for a 10% drop, not 15%: the limit was set from the A/A night's mean, and the host
+    # may drift by a few % between nights.
+    power = float(welch_power(0.10, row["cv_base"], row["cv_cand"], row["n_base"], row["n_cand"]))
+    if power >= 0.99:
+        assert row["verdict"] == "regression", (power, row)
     # Both nights are in the history with their exit codes.
     hist = subprocess.run([sys.executable, "-m", "perfsuite.cli", "history", "--results-dir",
                            str(tmp_path / "res"), "--format", "json"], capture_output=True, text=True)
