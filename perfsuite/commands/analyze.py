@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from perfsuite.commands.errors import BadInput, fail as _fail, fail_unexpected
+
 from perfsuite.stats import ERROR_HELP, ERROR_KINDS
 
 _METRICS = ("iops", "read-iops", "write-iops", "disk-read-ios")
@@ -23,10 +25,6 @@ _EPILOG = "\b\nError statistics (--error), over the runs of one name:\n" + "\n".
     "  ./analyze.py runs/ --format csv > summary.csv" \
     "\n\n\b\nExit status: 0 table printed (skipped files are warnings), 2 bad input (no such directory,\n" \
     "no results, --filter matching nothing, a malformed file with --strict), 1 unexpected error."
-
-
-class BadInput(Exception):
-    """Something the user can fix: printed as one line, exit status 2."""
 
 
 @click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,9 +62,7 @@ def analyze(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback for bad data
-        if os.environ.get("PERFSUITE_DEBUG"):
-            raise
-        _fail(f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)", 1)
+        fail_unexpected(exc, 1)
     sys.exit(status)
 
 
@@ -126,11 +122,6 @@ def _run_checks(frame) -> None:
 
 def _warn(msg: str) -> None:
     click.echo(f"warning: {msg}", err=True)
-
-
-def _fail(msg: str, status: int) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(status)
 
 
 def _quiet_stdout() -> None:

@@ -11,6 +11,10 @@ import sys
 
 import click
 
+from perfsuite.commands.errors import BadInput, fail, fail_unexpected
+
+_PREFIX = "perfsuite compare: error"
+
 _EPILOG = """\b
 Verdicts (a change needs BOTH a corrected p < alpha AND |change| > threshold):
   regression    significant and worse by more than the threshold
@@ -23,10 +27,6 @@ Examples:
   perfsuite compare runs/ --label v3 --label v4 --format markdown
   perfsuite compare base/ cand/ --threshold 3% --correction bh --format junit -o compare.xml
 """
-
-
-class BadInput(Exception):
-    """Something the user can fix: one line, exit 2."""
 
 
 def parse_threshold(text: str) -> float:
@@ -88,9 +88,7 @@ def compare(baseline: str, candidate: str | None, labels: tuple[str, ...], thres
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:  # noqa: BLE001 - the promise: never a traceback
-        if os.environ.get("PERFSUITE_DEBUG"):
-            raise
-        _fail(f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)")
+        fail_unexpected(exc, 2, _PREFIX)
     sys.exit(status)
 
 
@@ -143,5 +141,4 @@ def _same_dir(a: str, b: str) -> bool:
 
 
 def _fail(msg: str, code: int = 2) -> None:
-    click.echo(f"perfsuite compare: error: {msg}", err=True)
-    sys.exit(code)
+    fail(msg, code, _PREFIX)

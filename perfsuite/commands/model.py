@@ -12,16 +12,12 @@ from __future__ import annotations
 import functools
 import math
 import os
-import sys
 
 import click
 
+from perfsuite.commands.errors import fail as _fail
+
 ACCELS = ("kvm", "tcg")
-
-
-def _fail(msg: str) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(2)
 
 
 def _guard(fn):

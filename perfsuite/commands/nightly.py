@@ -6,11 +6,12 @@ Exit status of nightly: 0 no regression, 1 regression, 2 error (one line, no tra
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
+
+from perfsuite.commands.errors import BadInput, fail, fail_unexpected
 
 _NIGHTLY_EPILOG = """\b
 Outputs (RESULTS_DIR/nights/NIGHT/): summary.md, junit.xml, compare.json, report/index.html;
@@ -23,13 +24,8 @@ Example (cron, 02:00 every night):
 """
 
 
-class BadInput(Exception):
-    pass
-
-
 def _fail(cmd: str, msg: str, code: int = 2) -> None:
-    click.echo(f"perfsuite {cmd}: error: {msg}", err=True)
-    sys.exit(code)
+    fail(msg, code, f"perfsuite {cmd}: error")
 
 
 @click.command(epilog=_NIGHTLY_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,9 +72,7 @@ def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matr
             pass
         _fail("nightly", "interrupted; completed repetitions are kept", 130)
     except Exception as exc:  # noqa: BLE001
-        if os.environ.get("PERFSUITE_DEBUG"):
-            raise
-        _fail("nightly", f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)")
+        fail_unexpected(exc, 2, "perfsuite nightly: error")
     sys.exit(code)
 
 
@@ -86,16 +80,13 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
              runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
              work_root, threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> int:
     from perfsuite import nightly as N
-    from perfsuite.commands.compare import BadInput as CmpBadInput, parse_threshold
+    from perfsuite.commands.compare import parse_threshold
     from perfsuite.config import ConfigError, host_memory_mb, load_matrix, select, validate
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.history import HistoryError
     from perfsuite.qemu.features import probe
 
-    try:
-        thr = parse_threshold(threshold)
-    except CmpBadInput as exc:
-        raise BadInput(str(exc)) from None
+    thr = parse_threshold(threshold)
     if baseline_label == candidate_label:
         raise BadInput("--baseline-label and --candidate-label must differ")
     night = night or N.night_id()
@@ -172,16 +163,14 @@ def history(results_dir, db, metric, configs, min_change, fmt) -> None:
     except BadInput as exc:
         _fail("history", str(exc))
     except Exception as exc:  # noqa: BLE001
-        if os.environ.get("PERFSUITE_DEBUG"):
-            raise
-        _fail("history", f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)")
+        fail_unexpected(exc, 2, "perfsuite history: error")
 
 
 def _history(results_dir, db, metric, configs, min_change, fmt) -> int:
     import json
 
     from perfsuite import history as H
-    from perfsuite.commands.compare import BadInput as CmpBadInput, parse_threshold
+    from perfsuite.commands.compare import parse_threshold
     from perfsuite.compare import resolve_metric
 
     path = Path(db) if db else Path(results_dir) / H.FILENAME
@@ -193,7 +182,7 @@ def _history(results_dir, db, metric, configs, min_change, fmt) -> int:
         raise BadInput(f"{path}: empty file, not a history database (run `perfsuite nightly` first)")
     try:
         mc = parse_threshold(min_change)
-    except CmpBadInput as exc:
+    except BadInput as exc:
         raise BadInput(str(exc).replace("--threshold", "--min-change")) from None
     try:
         conn = H.open_history(path)

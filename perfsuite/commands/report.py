@@ -11,17 +11,14 @@ import importlib.util
 import math
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
 import click
 
+from perfsuite.commands.errors import BadInput, fail as _fail, fail_unexpected
+
 LOG_TAIL_LINES = 40
-
-
-class BadInput(Exception):
-    """Something the user can fix: printed as one line, exit status 2."""
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,9 +54,7 @@ def report(runs_dirs: tuple[str, ...], out: str, baseline: str | None, candidate
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except Exception as exc:  # noqa: BLE001 - the promise is: one line, never a traceback
-        if os.environ.get("PERFSUITE_DEBUG"):
-            raise
-        _fail(f"unexpected {type(exc).__name__}: {exc} (set PERFSUITE_DEBUG=1 for a traceback)", 2)
+        fail_unexpected(exc, 2)
     nc, nr = ctx["n_configs"], ctx["n_runs"]
     click.echo(f"{path}  ({nc} configuration{'s' * (nc != 1)}, {nr} run{'s' * (nr != 1)}; "
                f"built in {time.perf_counter() - t0:.2f} s)")
@@ -313,6 +308,3 @@ def history_context(res, changes, source: str, n_nights: int) -> dict:
             "series": series, "changes": ch, "change_rows": rows}
 
 
-def _fail(msg: str, status: int) -> None:
-    click.echo(f"error: {msg}", err=True)
-    sys.exit(status)
