@@ -116,7 +116,7 @@ def rep_overhead(workdir: Path) -> float | None:
 
 
 def machine() -> dict:
-    from perfsuite.runmeta import host_info
+    from perfsuite.run.meta import host_info
 
     cpu = host_info()["cpu_model"]
     qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,

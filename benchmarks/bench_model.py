@@ -57,7 +57,7 @@ def functional(cpus: int, queues: int, burst: int, total: int, batched: bool) ->
 def perf_matrix(repeat: int) -> tuple[float, float, int]:
     """(seconds wall, seconds CPU, configs) to predict every config of jobs/matrix.toml
     for both accelerators, including loading and expanding the matrix."""
-    from perfsuite.config import load_matrix
+    from perfsuite.matrix.config import load_matrix
     from perfsuite.model.perf import PerfConfig, predict
 
     w0, c0 = time.perf_counter(), time.process_time()
@@ -78,7 +78,7 @@ def median_of(fn, runs: int):
 
 
 def machine() -> str:
-    from perfsuite.runmeta import host_info
+    from perfsuite.run.meta import host_info
 
     cpu = host_info()["cpu_model"] or "unknown"
     try:

@@ -79,8 +79,8 @@ def make_tree(root: Path, files: int, per_name: int = 20) -> int:
 
 
 def perfsuite_pipeline(root: Path):
-    from perfsuite.results import load_runs
-    from perfsuite.summary import summarize
+    from perfsuite.analysis.results import load_runs
+    from perfsuite.analysis.summary import summarize
 
     res = load_runs(root)
     return summarize(res.frame, "iops", "range")
@@ -114,7 +114,7 @@ def time_it(fn, root: Path) -> tuple[float, float]:
 
 
 def cpu_model() -> str:
-    from perfsuite.runmeta import host_info
+    from perfsuite.run.meta import host_info
 
     return host_info()["cpu_model"] or "unknown"
 
@@ -238,7 +238,7 @@ def main() -> None:
         f"| `./analyze.py small/` (default: + plausibility checks) | {wall_checks * 1000:.0f} | {imp_checks:.0f} | {fmt(top_checks)} |",
         "",
         "The analyzer's own path imports neither matplotlib, scipy nor jinja2 (scipy only for "
-        "`--error ci95`); the default `--check` adds whatever perfsuite.checks imports.",
+        "`--error ci95`); the default `--check` adds whatever perfsuite.analysis.checks imports.",
         "",
         "Output of the small tree (real fio 3.33 outputs from tests/data/fio, mixed on purpose):",
         "",

@@ -90,7 +90,7 @@ def warm(runs: Path, out: Path, repeat: int) -> dict[str, list[float]]:
     from perfsuite.commands.report import job_text, scan_files
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.report import html
-    from perfsuite.results import load_runs
+    from perfsuite.analysis.results import load_runs
 
     stages: dict[str, list[float]] = {"load runs + files": [], "figures + context": [], "render + write": []}
     for _ in range(repeat + 1):  # the first round warms imports and caches; not counted
@@ -114,7 +114,7 @@ def machine() -> str:
     import pandas
 
     load = os.getloadavg()
-    from perfsuite.runmeta import host_info
+    from perfsuite.run.meta import host_info
 
     cpu = host_info()["cpu_model"] or "?"
     return (f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}, "

@@ -41,12 +41,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from perfsuite.boot import render_job  # noqa: E402
-from perfsuite.config import Config  # noqa: E402
+from perfsuite.run.boot import render_job  # noqa: E402
+from perfsuite.matrix.config import Config  # noqa: E402
 from perfsuite.guest import GuestPlan, ensure_image, guest_argv, write_plan  # noqa: E402
 from perfsuite.qemu.argv import build_argv  # noqa: E402
-from perfsuite.runner import RunOptions, Runner, run_config, run_matrix  # noqa: E402
-from perfsuite.runmeta import host_info  # noqa: E402
+from perfsuite.run.runner import RunOptions, Runner, run_config, run_matrix  # noqa: E402
+from perfsuite.run.meta import host_info  # noqa: E402
 
 
 def raw_boot(cfg: Config, image_argv: list[str], work: Path) -> float:
@@ -94,7 +94,7 @@ def _timed(method, key):
 def instrument() -> None:
     """Time the runner's serial steps: Boot.start (paused QEMU, QMP connect, qom-get checks,
     cont) and Boot.finish + cleanup (wait for QEMU to exit after power-off, stop, rm work dir)."""
-    from perfsuite import boot
+    from perfsuite.run import boot
     boot.Boot.start = _timed(boot.Boot.start, "start")
     boot.Boot.finish = _timed(boot.Boot.finish, "finish")
 

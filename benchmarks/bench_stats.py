@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from perfsuite import compare as C
-from perfsuite import stats
+from perfsuite.analysis import comparison as C
+from perfsuite.analysis import stats
 
 
 def frames(rows: int, n: int, cv: float, drop: float, rng) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -105,7 +105,7 @@ def timing(repeats: int, rng) -> dict:
 def machine() -> str:
     import scipy
 
-    from perfsuite.runmeta import host_info
+    from perfsuite.run.meta import host_info
 
     cpu = host_info()["cpu_model"] or "unknown"
 

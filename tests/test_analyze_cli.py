@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from perfsuite.commands.analyze import analyze
-from perfsuite.fio import parse_file
-from perfsuite.stats import ERROR_HELP, error_pct
+from perfsuite.analysis.fio import parse_file
+from perfsuite.analysis.stats import ERROR_HELP, error_pct
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "data" / "fio"
@@ -28,10 +28,10 @@ RUNS = {
 
 
 def _stub_checks(monkeypatch, check_runs) -> None:
-    mod = types.ModuleType("perfsuite.checks")
-    mod.__spec__ = importlib.machinery.ModuleSpec("perfsuite.checks", None)
+    mod = types.ModuleType("perfsuite.analysis.checks")
+    mod.__spec__ = importlib.machinery.ModuleSpec("perfsuite.analysis.checks", None)
     mod.check_runs = check_runs
-    monkeypatch.setitem(sys.modules, "perfsuite.checks", mod)
+    monkeypatch.setitem(sys.modules, "perfsuite.analysis.checks", mod)
 
 
 @pytest.fixture(autouse=True)
@@ -151,7 +151,7 @@ def test_checks_are_printed_after_the_table_when_available(runs, monkeypatch):
 
 
 def test_without_a_checks_module_nothing_is_checked(runs, monkeypatch):
-    monkeypatch.setitem(sys.modules, "perfsuite.checks", None)  # import fails, as if absent
+    monkeypatch.setitem(sys.modules, "perfsuite.analysis.checks", None)  # import fails, as if absent
     r = invoke(runs)
     assert r.exit_code == 0 and r.stderr == "" and r.stdout.startswith("Name")
 
@@ -198,7 +198,7 @@ def test_shim_prints_the_table_without_heavy_imports(runs):
 def test_shim_help_does_not_import_pandas():
     p = run_shim("--help")
     assert p.returncode == 0 and "Usage: analyze.py" in p.stdout
-    # numpy still comes in through perfsuite.stats (module-level import there)
+    # numpy still comes in through perfsuite.analysis.stats (module-level import there)
     assert not imported(p.stderr) & {"pandas", "matplotlib", "scipy", "jinja2"}
 
 

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from perfsuite.checks import LITTLE_FLOOR, LITTLE_TOLERANCE, SPREAD_LIMIT_PCT, Finding, check_runs
+from perfsuite.analysis.checks import LITTLE_FLOOR, LITTLE_TOLERANCE, SPREAD_LIMIT_PCT, Finding, check_runs
 from perfsuite.model.fit import Model
 from perfsuite.model.simulate import seed_matrix, simulate
-from perfsuite.results import load_runs
+from perfsuite.analysis.results import load_runs
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""perfsuite.compare and `perfsuite compare`: matching, verdicts, renderers, exit codes,
+"""perfsuite.analysis.comparison and `perfsuite compare`: matching, verdicts, renderers, exit codes,
 and the A/A false-alarm / injected-drop claims at the seed's noise (CV 3-8%, 5 runs)."""
 
 import json
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from perfsuite import compare as C
-from perfsuite import synthetic
+from perfsuite.analysis import comparison as C
+import synthetic
 from perfsuite.commands.compare import compare as compare_cmd
 
 
@@ -134,7 +134,7 @@ def test_aa_false_alarm_rate_within_alpha():
 def test_true_5pct_drop_detected_with_claimed_power():
     """Detection (significant drop) of a true 5% drop matches stats.welch_power; the
     verdict 'regression' (which also needs the estimate beyond the threshold) never exceeds it."""
-    from perfsuite.stats import welch_power
+    from perfsuite.analysis.stats import welch_power
 
     rows = 3000
     for cv in (0.03, 0.08):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfsuite.config import (VIRTIO_QUEUE_MAX, Config, ConfigError, load_matrix, parse_matrix,
+from perfsuite.matrix.config import (VIRTIO_QUEUE_MAX, Config, ConfigError, load_matrix, parse_matrix,
                               select, validate)
 
 REPO = Path(__file__).resolve().parent.parent

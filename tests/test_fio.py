@@ -1,4 +1,4 @@
-"""perfsuite.fio against real fio output (tests/data/fio, see SOURCES.md).
+"""perfsuite.analysis.fio against real fio output (tests/data/fio, see SOURCES.md).
 
 Expected values are computed here from the raw documents with the standard library,
 independently of the parser's code path (orjson, noise handling, weighting).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite.fio import FIELDS, FioParseError, parse_bytes, parse_file
+from perfsuite.analysis.fio import FIELDS, FioParseError, parse_bytes, parse_file
 
 FIXTURES = Path(__file__).parent / "data" / "fio"
 ALL = sorted(FIXTURES.glob("*.json"))
@@ -209,7 +209,7 @@ def _drop_bins(o):
 
 @pytest.mark.parametrize("path", [p for p in ALL if "jsonplus" in p.name], ids=lambda p: p.name)
 def test_json_plus_bins_are_skipped_without_changing_anything_else(path):
-    from perfsuite.fio import _without_bins, load_json
+    from perfsuite.analysis.fio import _without_bins, load_json
 
     data = path.read_bytes()
     stripped = _without_bins(data)
@@ -218,7 +218,7 @@ def test_json_plus_bins_are_skipped_without_changing_anything_else(path):
 
 
 def test_odd_bins_are_parsed_whole():
-    from perfsuite.fio import _without_bins
+    from perfsuite.analysis.fio import _without_bins
 
     data = b'{"jobs": [{"read": {"iops": 1, "clat_ns": {"mean": 1, "bins": {"1": "}"}}}}]}'
     assert _without_bins(data) == data

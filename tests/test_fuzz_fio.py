@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perfsuite.fio import FIELDS, FioParseError, extract, parse_bytes
-from perfsuite.results import ResultsError, load_runs
+from perfsuite.analysis.fio import FIELDS, FioParseError, extract, parse_bytes
+from perfsuite.analysis.results import ResultsError, load_runs
 
 FIXTURES = Path(__file__).parent / "data" / "fio"
 FILES = {p.name: p.read_bytes() for p in sorted(FIXTURES.glob("*.json"))}

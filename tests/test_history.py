@@ -1,4 +1,4 @@
-"""perfsuite.history: the SQLite store (create, record, migrate, refuse) and change points."""
+"""perfsuite.nightly.history: the SQLite store (create, record, migrate, refuse) and change points."""
 
 import math
 import sqlite3
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from perfsuite import compare as C
-from perfsuite import history as H
+from perfsuite.analysis import comparison as C
+from perfsuite.nightly import history as H
 
 
 def night_comparison(ratio, seed):

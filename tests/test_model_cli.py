@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from perfsuite.cli import main
 from perfsuite.model.perf import PerfConfig, predict
-from perfsuite.results import load_runs
+from perfsuite.analysis.results import load_runs
 
 MATRIX = str(Path(__file__).resolve().parent.parent / "jobs" / "matrix.toml")
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from perfsuite.model.fit import fit_frame
 from perfsuite.model.perf import DEFAULTS, PARAM_NAMES, FRACTIONS, Params, PerfConfig, mq_gain_bound, predict
 from perfsuite.model.simulate import SimConfig, seed_matrix, simulate
-from perfsuite.results import load_runs
+from perfsuite.analysis.results import load_runs
 
 times = st.floats(0.05, 500.0)
 fractions = st.floats(0.001, 1.0)

@@ -1,4 +1,4 @@
-"""perfsuite.nightly with a fake runner that writes synthetic runs (known truth): the
+"""perfsuite.nightly.night with a fake runner that writes synthetic runs (known truth): the
 interleaving order, verdicts, outputs, history, sequential stops, the throttle wrapper."""
 
 import subprocess
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from perfsuite import history as H
-from perfsuite import nightly as N
-from perfsuite import synthetic
+from perfsuite.nightly import history as H
+from perfsuite.nightly import night as N
+import synthetic
 from perfsuite.commands.nightly import history as history_cmd
 from perfsuite.commands.nightly import nightly as nightly_cmd
-from perfsuite.config import Config
+from perfsuite.matrix.config import Config
 
 
 def pairs(smps=(1, 2)):

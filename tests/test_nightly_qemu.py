@@ -55,7 +55,7 @@ def workdir():
 
 
 def test_self_is_no_regression_and_throttle_is_one(workdir, image):
-    from perfsuite.stats import reps_needed, welch_power
+    from perfsuite.analysis.stats import reps_needed, welch_power
 
     tmp_path = workdir
     aa, doc = nightly(tmp_path, "aa", 4)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from perfsuite import precision, stats
+from perfsuite.run import precision; from perfsuite.analysis import stats
 
 
 def test_precise_enough_needs_nothing_more():
@@ -30,7 +30,7 @@ def test_cap_and_too_few_runs():
 
 
 class FakeRunner:
-    """Stands in for perfsuite.runner.Runner: records events only."""
+    """Stands in for perfsuite.run.runner.Runner: records events only."""
 
     def __init__(self):
         self.events = []
@@ -54,7 +54,7 @@ def test_loop_adds_repetitions_after_the_highest_number_used(tmp_path, monkeypat
         return [SimpleNamespace(name=config.name, rep=r, status="ok") for r in reps]
 
     monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: measured[name])
-    monkeypatch.setattr("perfsuite.runner.run_config", fake_run_config)
+    monkeypatch.setattr("perfsuite.run.runner.run_config", fake_run_config)
     runner = FakeRunner()
     out = precision.run_until_precision([SimpleNamespace(name="cfg")], tmp_path, runner, 5.0, 10)
     assert calls and calls[0][0] == 4  # after 1, 2 and the failed 3
@@ -71,7 +71,7 @@ def test_loop_stops_on_a_failing_configuration(tmp_path, monkeypatch):
         return [SimpleNamespace(name=config.name, rep=r, status="timeout") for r in reps]
 
     monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: [100.0, 150.0])
-    monkeypatch.setattr("perfsuite.runner.run_config", failing)
+    monkeypatch.setattr("perfsuite.run.runner.run_config", failing)
     out = precision.run_until_precision([SimpleNamespace(name="cfg")], tmp_path, FakeRunner(), 1.0, 50)
     assert len(calls) == 1 and all(o.status == "timeout" for o in out)
 

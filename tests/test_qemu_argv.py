@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from perfsuite.boot import boot_timeouts, render_job
-from perfsuite.config import Config
+from perfsuite.run.boot import boot_timeouts, render_job
+from perfsuite.matrix.config import Config
 from perfsuite.qemu import accel as accel_mod
 from perfsuite.qemu.argv import blockdev_arg, build_argv, device_arg, qemu_opt
 from perfsuite.qemu.features import parse_device_props, parse_version
-from perfsuite.runmeta import build_meta, mismatches
+from perfsuite.run.meta import build_meta, mismatches
 
 HAVE_QEMU = shutil.which("qemu-system-x86_64") is not None
 IMAGE_ARGV = ["-kernel", "vmlinuz", "-initrd", "initrd", "-append", "console=ttyS0 quiet panic=-1"]

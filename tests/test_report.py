@@ -136,7 +136,7 @@ def test_default_sections(tmp_path, runs):
     assert page.count("data:image/png;base64,") == 4  # bars, speedup, strip, latency
     assert "qemu-system-x86_64" in page and "num-queues=4" in page  # a QEMU command line
     assert "[j1]" in page  # the fio job rebuilt from the fio output (the job file is gone)
-    # perfsuite.checks flags smp-1 rows asked for 2 queues (Linux gives at most one per vCPU)
+    # perfsuite.analysis.checks flags smp-1 rows asked for 2 queues (Linux gives at most one per vCPU)
     assert re.search(r'<tr class="flagged">\s*<td><span class="swatch"[^>]*></span><code>v4-smp-1-dataplane</code>', page)
     # Static page: nothing to run, nothing to fetch.
     assert not [t for t, a in tags(page) if t == "script"]
@@ -223,7 +223,7 @@ def test_several_runs_dirs(tmp_path, fio_outputs):
 def test_findings_beside_rows(tmp_path, runs):
     """The checks' findings appear in the row they name (checks module or not)."""
     from perfsuite.commands.report import scan_files
-    from perfsuite.results import load_runs
+    from perfsuite.analysis.results import load_runs
 
     class F:
         def __init__(self, name, severity, message):
@@ -273,10 +273,10 @@ def test_axes_of_names():
 
 
 def test_speedup_ci_matches_compare():
-    """The speedup's interval is the one perfsuite.compare would give for the same two samples."""
+    """The speedup's interval is the one perfsuite.analysis.comparison would give for the same two samples."""
     import numpy as np
 
-    from perfsuite import stats
+    from perfsuite.analysis import stats
 
     mq, one = [2.0, 2.3, 1.8, 2.2, 2.1], [1.0, 1.2, 0.9, 1.1, 1.05]
     r, lo, hi = html.ratio_ci(mq, one)
@@ -291,12 +291,12 @@ def test_rel_href_encodes_every_segment(tmp_path):
 
 
 def _history_db(path: Path, runs: Path, nights: int = 12) -> Path:
-    """A nightly history recorded through perfsuite.history, with a 20% step in one config."""
+    """A nightly history recorded through perfsuite.nightly.history, with a 20% step in one config."""
     import numpy as np
 
-    from perfsuite import history as H
-    from perfsuite.compare import compare
-    from perfsuite.results import load_runs
+    from perfsuite.nightly import history as H
+    from perfsuite.analysis.comparison import compare
+    from perfsuite.analysis.results import load_runs
 
     base = load_runs(runs).frame
     db = H.open_history(path)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from perfsuite.commands.report import report
-from perfsuite.report.browser import find_chromium, inspect_page
+from browser import find_chromium, inspect_page
 
 from test_report import XSS_IMG, XSS_SCRIPT, _history_db, _meta, fio_outputs, make_runs_tree  # noqa: E402,F401 (fixture)
 

@@ -1,4 +1,4 @@
-"""perfsuite.results.load_runs on small runs/ trees built from real fio output."""
+"""perfsuite.analysis.results.load_runs on small runs/ trees built from real fio output."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from perfsuite.fio import parse_file
-from perfsuite.results import COLUMNS, CONFIG_KEYS, META_PATHS, ResultsError, flatten_meta, load_runs
+from perfsuite.analysis.fio import parse_file
+from perfsuite.analysis.results import COLUMNS, CONFIG_KEYS, META_PATHS, ResultsError, flatten_meta, load_runs
 
 FIXTURES = Path(__file__).parent / "data" / "fio"
 A = FIXTURES / "fio3-randread-null.json"
@@ -167,7 +167,7 @@ def test_no_results_is_a_clear_error(tmp_path, make, words):
 
 def test_unreadable_run_directory_is_a_warning(tmp_path, monkeypatch):
     # chmod 0 does not stop root (CI runs as root), so the listing itself fails here
-    import perfsuite.results as results
+    import perfsuite.analysis.results as results
 
     root = tree(tmp_path / "runs", {"x": {"1.json": A}, "y": {"1.json": B}})
     real = results._scan_dir

@@ -104,10 +104,10 @@ def test_bad_matrix_launches_nothing(tmp_path):
 
 
 def test_forced_timeout_is_killed_and_marked(tmp_path, image, monkeypatch):
-    from perfsuite import runner as runner_mod
-    from perfsuite.boot import Timeouts
-    from perfsuite.config import Config
-    from perfsuite.runner import RunOptions, Runner, run_config
+    from perfsuite.run import runner as runner_mod
+    from perfsuite.run.boot import Timeouts
+    from perfsuite.matrix.config import Config
+    from perfsuite.run.runner import RunOptions, Runner, run_config
     # a repetition that cannot finish in time: fio would run 120 s; 30 s allowed from launch
     monkeypatch.setattr(runner_mod, "boot_timeouts", lambda c, a, o=None: Timeouts(30, 30, 5))
     c = Config(label="to", smp=1, runtime=120, ramp=0, fio_job=str(REPO / "jobs" / "fio.job"))
@@ -125,8 +125,8 @@ def test_forced_timeout_is_killed_and_marked(tmp_path, image, monkeypatch):
 
 
 def test_guest_that_never_powers_off_is_stopped(tmp_path, image):
-    from perfsuite.config import Config
-    from perfsuite.runner import RunOptions, Runner, run_config
+    from perfsuite.matrix.config import Config
+    from perfsuite.run.runner import RunOptions, Runner, run_config
     c = Config(label="nopoff", smp=1, runtime=1, ramp=0, fio_job=str(REPO / "jobs" / "fio.job"))
     r = Runner(options=RunOptions(accel="tcg", work_root=str(tmp_path / "w"), poweroff=False),
                image=image)

@@ -9,11 +9,11 @@ import orjson
 import pytest
 from filelock import FileLock
 
-from perfsuite import runner as runner_mod
-from perfsuite.boot import BootResult, Timeouts
-from perfsuite.config import Config
+from perfsuite.run import runner as runner_mod
+from perfsuite.run.boot import BootResult, Timeouts
+from perfsuite.matrix.config import Config
 from perfsuite.qemu.accel import AccelChoice
-from perfsuite.runner import (RunOptions, Runner, RunnerError, complete_reps, run_config,
+from perfsuite.run.runner import (RunOptions, Runner, RunnerError, complete_reps, run_config,
                               run_matrix, runs_lock)
 
 FIO = json.dumps({"fio version": "fio-3.33", "jobs": [{"read": {"iops": 1000.0}}]})
@@ -316,7 +316,7 @@ def test_events_for_progress(tmp_path):
 def test_progress_plain_and_fancy():
     import io
 
-    from perfsuite.progress import Progress
+    from perfsuite.run.progress import Progress
     s = io.StringIO()
     with Progress(total=2, stream=s) as p:
         assert not p.fancy  # not a TTY

@@ -1,4 +1,4 @@
-"""perfsuite.stats: two-sample tests, ratio CI, corrections, outliers, power.
+"""perfsuite.analysis.stats: two-sample tests, ratio CI, corrections, outliers, power.
 
 The calibration tests draw thousands of synthetic comparisons at once (vectorised), so
 they check the claims (false-alarm rate <= alpha, power as computed) in well under a second.
@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from perfsuite import stats
+from perfsuite.analysis import stats
 
 finite = st.floats(min_value=50.0, max_value=150.0, allow_nan=False)
 sample = st.lists(finite, min_size=2, max_size=12)

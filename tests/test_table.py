@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from perfsuite.report.table import render, render_table
-from perfsuite.stats import error_pct
-from perfsuite.summary import METRICS, missing_metric, summarize
+from perfsuite.analysis.stats import error_pct
+from perfsuite.analysis.summary import METRICS, missing_metric, summarize
 
 # The table that started it all (DESIGN.md): its layout is the contract.
 SEED = """\

@@ -1,7 +1,7 @@
 """`perfsuite analyze RUNS_DIR` (== `./analyze.py RUNS_DIR`): mean ± error per run name.
 
 Imports pandas and the parsers inside the command body, so `--help` stays cheap; scipy is
-only imported by perfsuite.stats for --error ci95.
+only imported by perfsuite.analysis.stats for --error ci95.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 
 import click
 
-from perfsuite.commands.errors import BadInput, fail as _fail, fail_unexpected
+from perfsuite.errors import BadInput, fail as _fail, fail_unexpected
 
-from perfsuite.stats import ERROR_HELP, ERROR_KINDS
+from perfsuite.analysis.stats import ERROR_HELP, ERROR_KINDS
 
 _METRICS = ("iops", "read-iops", "write-iops", "disk-read-ios")
 _FORMATS = ("table", "csv", "json", "markdown")
@@ -69,8 +69,8 @@ def analyze(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
 def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
          filters: tuple[str, ...], strict: bool, check: bool) -> int:
     from perfsuite.report.table import render
-    from perfsuite.results import ResultsError, load_runs
-    from perfsuite.summary import METRICS, missing_metric, summarize
+    from perfsuite.analysis.results import ResultsError, load_runs
+    from perfsuite.analysis.summary import METRICS, missing_metric, summarize
 
     try:
         loaded = load_runs(runs_dir, strict=strict, names=list(filters) or None)
@@ -105,12 +105,12 @@ def _run_checks(frame) -> None:
     # The checks module (reference model) comes from another part of perfsuite; without it
     # there is simply nothing to check yet.
     try:
-        if importlib.util.find_spec("perfsuite.checks") is None:
+        if importlib.util.find_spec("perfsuite.analysis.checks") is None:
             return
     except (ImportError, ValueError):
         return
     try:
-        from perfsuite.checks import check_runs
+        from perfsuite.analysis.checks import check_runs
 
         items = check_runs(frame)
     except Exception as exc:  # noqa: BLE001 - a broken check must not hide the table

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from perfsuite.commands.errors import BadInput, fail, fail_unexpected
+from perfsuite.errors import BadInput, fail, fail_unexpected
 
 _PREFIX = "perfsuite compare: error"
 
@@ -42,9 +42,9 @@ def parse_threshold(text: str) -> float:
 
 
 def load_side(path: str, label: str | None, side: str):
-    """Results frame of one side (perfsuite.results.load_runs), optionally one label of it."""
-    from perfsuite.compare import CompareError, select_label
-    from perfsuite.results import ResultsError, load_runs
+    """Results frame of one side (perfsuite.analysis.results.load_runs), optionally one label of it."""
+    from perfsuite.analysis.comparison import CompareError, select_label
+    from perfsuite.analysis.results import ResultsError, load_runs
 
     try:
         loaded = load_runs(path)
@@ -93,7 +93,7 @@ def compare(baseline: str, candidate: str | None, labels: tuple[str, ...], thres
 
 
 def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output) -> int:
-    from perfsuite.compare import RENDERERS, CompareError, compare as do_compare
+    from perfsuite.analysis.comparison import RENDERERS, CompareError, compare as do_compare
 
     if len(labels) not in (0, 2):
         raise BadInput("--label: give it twice (baseline label, then candidate label) or not at all")

@@ -15,7 +15,7 @@ import os
 
 import click
 
-from perfsuite.commands.errors import fail as _fail
+from perfsuite.errors import fail as _fail
 
 ACCELS = ("kvm", "tcg")
 
@@ -123,7 +123,7 @@ def predict(smp, num_queues, dataplane, iodepth, numjobs, accel, iothreads, vq_m
 def fit(runs_dir, host_cpus, save) -> None:
     """Fit the model's stage costs to RUNS_DIR; print predicted vs measured per config."""
     from perfsuite.model.fit import MIN_CROSS_CONFIGS, cross_validate, fit_frame
-    from perfsuite.results import load_runs
+    from perfsuite.analysis.results import load_runs
 
     lr = load_runs(runs_dir)
     for w in lr.warnings:
@@ -196,9 +196,9 @@ def simulate(matrix, out_dir, repeat, cv, seed, accel, host_cpus, label, params_
         configs = sim.seed_matrix(label or "v4")
     else:
         try:
-            from perfsuite.config import load_matrix, validate
+            from perfsuite.matrix.config import load_matrix, validate
         except ImportError:
-            _fail("perfsuite.config is not available; use MATRIX=seed for the built-in seed matrix")
+            _fail("perfsuite.matrix.config is not available; use MATRIX=seed for the built-in seed matrix")
         loaded = load_matrix(matrix, overrides={"label": label})
         # the runner's own checks (smp = true, queue_size 3, ...); no QEMU or files needed
         validate(loaded, check_files=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from perfsuite.commands.errors import BadInput, fail, fail_unexpected
+from perfsuite.errors import BadInput, fail, fail_unexpected
 
 _NIGHTLY_EPILOG = """\b
 Outputs (RESULTS_DIR/nights/NIGHT/): summary.md, junit.xml, compare.json, report/index.html;
@@ -79,11 +79,11 @@ def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matr
 def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, only, results_dir,
              runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
              work_root, threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> int:
-    from perfsuite import nightly as N
+    from perfsuite.nightly import night as N
     from perfsuite.commands.compare import parse_threshold
-    from perfsuite.config import ConfigError, host_memory_mb, load_matrix, select, validate
+    from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
     from perfsuite.fsutil import atomic_write_text
-    from perfsuite.history import HistoryError
+    from perfsuite.nightly.history import HistoryError
     from perfsuite.qemu.features import probe
 
     thr = parse_threshold(threshold)
@@ -106,7 +106,7 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
         raise BadInput(str(exc)) from None
 
     from perfsuite.qemu.machine import install_signal_handlers
-    from perfsuite.runner import RunOptions, Runner, RunnerError, run_config
+    from perfsuite.run.runner import RunOptions, Runner, RunnerError, run_config
 
     install_signal_handlers()
     runner = Runner(options=RunOptions(accel=accel, timeout=timeout, retries=retries,
@@ -123,7 +123,7 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
                           log=lambda m: click.echo(m, err=True))
     except (N.NightlyError, HistoryError, RunnerError) as exc:
         raise BadInput(str(exc)) from None
-    from perfsuite.compare import render_table
+    from perfsuite.analysis.comparison import render_table
 
     click.echo(render_table(res.comparison), nl=False)
     for w in res.warnings + res.failures:
@@ -169,9 +169,9 @@ def history(results_dir, db, metric, configs, min_change, fmt) -> None:
 def _history(results_dir, db, metric, configs, min_change, fmt) -> int:
     import json
 
-    from perfsuite import history as H
+    from perfsuite.nightly import history as H
     from perfsuite.commands.compare import parse_threshold
-    from perfsuite.compare import resolve_metric
+    from perfsuite.analysis.comparison import resolve_metric
 
     path = Path(db) if db else Path(results_dir) / H.FILENAME
     if not path.is_file():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from perfsuite.commands.errors import BadInput, fail as _fail, fail_unexpected
+from perfsuite.errors import BadInput, fail as _fail, fail_unexpected
 
 LOG_TAIL_LINES = 40
 
@@ -73,7 +73,7 @@ def _build(runs_dirs: list[Path], out: Path, baseline: str | None, candidate: st
 
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.report import html
-    from perfsuite.results import ResultsError, load_runs
+    from perfsuite.analysis.results import ResultsError, load_runs
 
     frames, warnings = [], []
     labels = html.source_labels(runs_dirs)
@@ -187,7 +187,7 @@ def job_text(runs: list) -> dict[str, str] | None:
 
 
 def _job_from_fio(path: Path) -> dict[str, str] | None:
-    from perfsuite.fio import FioParseError, load_json
+    from perfsuite.analysis.fio import FioParseError, load_json
 
     try:
         data = load_json(path.read_bytes())
@@ -215,9 +215,9 @@ def _job_from_fio(path: Path) -> dict[str, str] | None:
 # page does not depend on their internals.
 
 def _findings(frame) -> list:
-    if importlib.util.find_spec("perfsuite.checks") is None:
+    if importlib.util.find_spec("perfsuite.analysis.checks") is None:
         return []
-    from perfsuite.checks import check_runs
+    from perfsuite.analysis.checks import check_runs
 
     try:
         return list(check_runs(frame) or ())
@@ -230,8 +230,8 @@ def _findings(frame) -> list:
 
 
 def _comparison(baseline: str, candidate: str, warnings: list[str]) -> dict:
-    from perfsuite.compare import CompareError, compare
-    from perfsuite.results import ResultsError, load_runs
+    from perfsuite.analysis.comparison import CompareError, compare
+    from perfsuite.analysis.results import ResultsError, load_runs
 
     frames = []
     for side, d in (("baseline", baseline), ("candidate", candidate)):
@@ -250,7 +250,7 @@ def _comparison(baseline: str, candidate: str, warnings: list[str]) -> dict:
 
 
 def comparison_context(c, baseline: str, candidate: str) -> dict:
-    """perfsuite.compare.Comparison -> the rows the compare section and its plot show."""
+    """perfsuite.analysis.comparison.Comparison -> the rows the compare section and its plot show."""
     p = c.params
     rows = []
     for r in c.rows.itertuples(index=False):
@@ -270,7 +270,7 @@ def _history(db: Path) -> dict:
     import shutil
     import tempfile
 
-    from perfsuite import history as H
+    from perfsuite.nightly import history as H
 
     # open_history migrates old files in place; a report only reads, so it opens a copy.
     with tempfile.TemporaryDirectory(prefix="perfsuite-report-") as tmp:

@@ -72,7 +72,7 @@ def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int 
 
     Repetitions already complete in RUNS_DIR are skipped (--no-resume reruns them).
     """
-    from perfsuite.config import ConfigError, host_memory_mb, load_matrix, select, validate
+    from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
     from perfsuite.qemu.features import default_label, probe
 
     overrides = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}
@@ -88,8 +88,8 @@ def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int 
         return
 
     from perfsuite.qemu.machine import install_signal_handlers, kill_all
-    from perfsuite.runner import RunOptions, Runner, RunnerError, run_matrix
-    from perfsuite.progress import Progress
+    from perfsuite.run.runner import RunOptions, Runner, RunnerError, run_matrix
+    from perfsuite.run.progress import Progress
 
     install_signal_handlers()
     opts = RunOptions(repeat=repeat, accel=accel, timeout=timeout, retries=retries, resume=resume,
@@ -107,7 +107,7 @@ def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int 
         with progress:
             outcomes = run_matrix(configs, runs_dir, runner)
             if until_precision:
-                from perfsuite.precision import run_until_precision
+                from perfsuite.run.precision import run_until_precision
                 outcomes += run_until_precision(configs, runs_dir, runner, until_precision, max_repeat)
     except KeyboardInterrupt:
         kill_all()
@@ -145,8 +145,8 @@ def _print_table(runs_dir: str, names: list[str]) -> None:
     """The analyzer's table for the names just run (skipped with a note if not available)."""
     try:
         from perfsuite.report.table import render
-        from perfsuite.results import load_runs
-        from perfsuite.summary import summarize
+        from perfsuite.analysis.results import load_runs
+        from perfsuite.analysis.summary import summarize
     except ImportError as e:
         click.echo(f"(summary table skipped: {e})", err=True)
         return

@@ -1,6 +1,6 @@
 """Fit the performance model's stage costs to measured runs.
 
-Input: the results frame of ``perfsuite.results.load_runs`` (one row per
+Input: the results frame of ``perfsuite.analysis.results.load_runs`` (one row per
 repetition).  Each run name is one configuration; its mean IOPS is what the
 model has to explain.  The fit is a least-squares problem in log space (an
 error of 10% counts the same at 10k and at 1M IOPS), one parameter set per
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from perfsuite.stats import error_pct
+from perfsuite.analysis.stats import error_pct
 
 from .perf import DEFAULTS, FRACTIONS, PARAM_NAMES, Params, PerfConfig, params_from_vector, \
     params_to_vector, predict

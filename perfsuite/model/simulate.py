@@ -34,7 +34,7 @@ FIO_VERSION = "fio-3.33"
 
 @dataclass(frozen=True)
 class SimConfig:
-    """What simulate needs of a configuration (perfsuite.config.Config has all of it)."""
+    """What simulate needs of a configuration (perfsuite.matrix.config.Config has all of it)."""
 
     name: str
     smp: int
@@ -60,7 +60,7 @@ def seed_matrix(label: str = "v4", iodepth: int = 32) -> list[SimConfig]:
 
 
 def from_config(c: Any) -> SimConfig:
-    """A perfsuite.config.Config -> SimConfig."""
+    """A perfsuite.matrix.config.Config -> SimConfig."""
     meta = c.to_meta() if hasattr(c, "to_meta") else None
     return SimConfig(name=c.name, smp=c.smp, num_queues=c.num_queues, dataplane=c.dataplane,
                      numjobs=c.numjobs, iodepth=c.iodepth, iothreads=c.iothreads,

@@ -39,8 +39,8 @@ def kvm_usable() -> str | None:
 def probe_kvm_boot(qemu: str, image: Any, timeout: float = PROBE_TIMEOUT,
                    work_root: str | None = None) -> str | None:
     """Boot the probe guest under KVM; None on success, else what went wrong."""
-    from perfsuite.boot import Boot
-    from perfsuite.config import Config
+    from perfsuite.run.boot import Boot
+    from perfsuite.matrix.config import Config
     cfg = Config(label="kvm-probe", qemu=qemu, smp=1, memory_mb=512, dataplane=False,
                  runtime=1, ramp=0, fio_job=os.devnull)
     boot = Boot(cfg, [], image, accel="kvm", work_root=work_root)

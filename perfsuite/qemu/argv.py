@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from perfsuite.config import NULL_SIZE, Config
+from perfsuite.matrix.config import NULL_SIZE, Config
 
 DEVICE_ID = "vblk0"   # the benchmark disk's device id (QOM: /machine/peripheral/vblk0)
 NODE = "disk0"        # its block node

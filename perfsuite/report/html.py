@@ -85,7 +85,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval; the interval is NaN with fewer than two values."""
     import numpy as np
 
-    from perfsuite.stats import t_quantile
+    from perfsuite.analysis.stats import t_quantile
 
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
@@ -99,12 +99,12 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def ratio_ci(num, den, level: float = 0.95) -> tuple[float, float, float]:
-    """Ratio of means num/den with its Fieller interval: perfsuite.stats.welch, the method
+    """Ratio of means num/den with its Fieller interval: perfsuite.analysis.stats.welch, the method
     behind `perfsuite compare`, so a speedup here and a ratio there mean the same thing.
     Bounds are infinite when den's mean is not clearly above zero."""
     import numpy as np
 
-    from perfsuite.stats import welch
+    from perfsuite.analysis.stats import welch
 
     a = np.asarray(den, dtype=float)
     b = np.asarray(num, dtype=float)
@@ -122,11 +122,11 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
                   load_warnings: list[str] = (), findings: list = (), comparison: dict | None = None,
                   history: dict | None = None, generated: datetime | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain values. `comparison`/`history` are plain dicts
-    made by perfsuite.commands.report from perfsuite.compare / perfsuite.history."""
+    made by perfsuite.commands.report from perfsuite.analysis.comparison / perfsuite.nightly.history."""
     import pandas as pd
 
     from perfsuite.report import plots
-    from perfsuite.summary import summarize
+    from perfsuite.analysis.summary import summarize
 
     summary = summarize(frame, "iops", "range")
     first = frame.groupby("name", sort=False).first()

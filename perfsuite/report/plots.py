@@ -35,7 +35,7 @@ VARIANT_LABELS = {
     (False, False): "no dataplane, 1 queue (no-mq)",
 }
 OTHER_COLOR = "#6b6b6b"
-# perfsuite.compare's verdicts
+# perfsuite.analysis.comparison's verdicts
 VERDICT_COLORS = {"improvement": "#2e7d32", "regression": "#c62828", "no change": "#6b6b6b", "inconclusive": "#b08900"}
 
 DPI = 150  # 1.5 image pixels per CSS pixel (the page shows them at DPI / 1.5 = 100 per inch): crisp on HiDPI

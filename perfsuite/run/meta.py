@@ -9,7 +9,7 @@ import subprocess
 from datetime import datetime, timezone
 from typing import Any
 
-from perfsuite.config import Config
+from perfsuite.matrix.config import Config
 
 SCHEMA = 1
 

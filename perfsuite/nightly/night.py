@@ -2,7 +2,7 @@
 
     for each configuration of the matrix:
         A1 B1 A2 B2 ... (baseline, candidate, alternating; one boot per repetition)
-    compare (perfsuite.compare)  ->  history (perfsuite.history)  ->  summary.md, junit.xml,
+    compare (perfsuite.analysis.comparison)  ->  history (perfsuite.nightly.history)  ->  summary.md, junit.xml,
     compare.json, report/index.html (when `perfsuite report` is available); exit 0/1/2.
 
 Why interleaved: a host that slows down during the night (thermal, a neighbour, a backup
@@ -14,7 +14,7 @@ configuration stops as soon as Wald's SPRT decides ("change" or "no change") or 
 `max_repeat` pairs; the final verdicts still come from `compare` over every run made.
 
 The runner is called through `run_one(config, runs_dir, reps)`, by default
-`perfsuite.runner.run_config` with one shared `Runner` (KVM probed once); tests pass a
+`perfsuite.run.runner.run_config` with one shared `Runner` (KVM probed once); tests pass a
 function that writes synthetic runs.
 """
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from perfsuite import stats
+from perfsuite.analysis import stats
 
 RunOne = Callable[..., object]
 
@@ -57,7 +57,7 @@ class NightlyOptions:
 @dataclass
 class NightResult:
     night: str
-    comparison: object  # perfsuite.compare.Comparison
+    comparison: object  # perfsuite.analysis.comparison.Comparison
     exit_code: int
     outputs: dict[str, Path] = field(default_factory=dict)
     stops: dict[str, tuple[str, int]] = field(default_factory=dict)  # config -> (decision, pairs)
@@ -87,7 +87,7 @@ def pair_configs(base: Sequence, cand: Sequence) -> list[tuple]:
 
 
 def _values(runs_dir: Path, name: str, metric: str):
-    from perfsuite.results import ResultsError, load_runs
+    from perfsuite.analysis.results import ResultsError, load_runs
 
     try:
         frame = load_runs(runs_dir, names=[name]).frame
@@ -95,7 +95,7 @@ def _values(runs_dir: Path, name: str, metric: str):
         return []
     if "status" in frame.columns:
         frame = frame[frame["status"].isna() | (frame["status"] == "ok")]
-    from perfsuite.compare import CompareError, resolve_metric
+    from perfsuite.analysis.comparison import CompareError, resolve_metric
 
     try:
         col = resolve_metric(metric, frame)
@@ -150,7 +150,7 @@ def night_info(base_frame, cand_frame, started: str, finished: str, labels: tupl
 def summary_markdown(night: str, comparison, info: dict, stops: dict, failures: list[str],
                      changes) -> str:
     """The night's markdown summary (pure)."""
-    from perfsuite.compare import render_markdown
+    from perfsuite.analysis.comparison import render_markdown
 
     verdict = "REGRESSION" if comparison.exit_code else "no regression"
     lines = [f"# perfsuite nightly {night}: {verdict}", "",
@@ -235,10 +235,10 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
               run_one: RunOne, night: str | None = None, html: bool = True,
               log: Callable[[str], None] = lambda m: None) -> NightResult:
     """Run, compare, record and write the night. Raises NightlyError when nothing compares."""
-    from perfsuite import history
-    from perfsuite.compare import CompareError, compare, render_json, render_junit
+    from perfsuite.nightly import history
+    from perfsuite.analysis.comparison import CompareError, compare, render_json, render_junit
     from perfsuite.fsutil import atomic_write_text
-    from perfsuite.results import ResultsError, load_runs
+    from perfsuite.analysis.results import ResultsError, load_runs
 
     night = night or night_id()
     out_dir = results_dir / "nights" / night

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perfsuite import stats
+from perfsuite.analysis import stats
 
 
 def reps_for_precision(values: Sequence[float], precision_pct: float, cap: int) -> int:
@@ -47,7 +47,7 @@ def _used_numbers(run_dir: Path) -> set[int]:
 
 
 def _measured(runs_dir: Path, name: str) -> list[float]:
-    from perfsuite.results import ResultsError, load_runs
+    from perfsuite.analysis.results import ResultsError, load_runs
 
     try:
         frame = load_runs(runs_dir, names=[name]).frame
@@ -58,7 +58,7 @@ def _measured(runs_dir: Path, name: str) -> list[float]:
 
 def run_until_precision(configs, runs_dir, runner, precision_pct: float, max_repeat: int) -> list:
     """Add repetitions to each config until its 95% CI half-width is <= precision_pct % of its mean."""
-    from perfsuite.runner import run_config
+    from perfsuite.run.runner import run_config
 
     runs_dir = Path(runs_dir)
     outcomes = []

@@ -23,7 +23,7 @@ import orjson
 if TYPE_CHECKING:
     import pandas as pd
 
-from perfsuite.fio import FIELDS, FioParseError, parse_file
+from perfsuite.analysis.fio import FIELDS, FioParseError, parse_file
 
 # meta.json "config" keys that become columns, unprefixed (CONTRACTS.md section 3).
 # numjobs/iodepth/runtime are not here on purpose: those columns come from fio's output.

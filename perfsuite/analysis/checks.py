@@ -1,6 +1,6 @@
 """Plausibility checks on measured runs, backed by the reference model (docs/model.md).
 
-``check_runs(frame)`` takes the results frame of ``perfsuite.results.load_runs``
+``check_runs(frame)`` takes the results frame of ``perfsuite.analysis.results.load_runs``
 (one row per repetition) and returns findings per run name:
 
 * the guest saw a different number of queues than min(num_queues, vCPUs)
@@ -156,7 +156,7 @@ def _iops(g) -> np.ndarray:
 
 
 def _spread(name: str, g) -> list[Finding]:
-    from perfsuite.stats import error_pct
+    from perfsuite.analysis.stats import error_pct
 
     x = _iops(g)
     if x.size < 2:

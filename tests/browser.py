@@ -5,7 +5,7 @@ handful of frames, one connection, no pip dependency): navigate, collect console
 uncaught exceptions and failed loads, measure every image, take a full-page screenshot.
 Used by tests/test_report_browser.py and by hand:
 
-    python -m perfsuite.report.browser reports/example/index.html docs/report-screenshot.png
+    python tests/browser.py reports/example/index.html docs/report-screenshot.png
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ class _CDP:
 
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
-        sys.exit("usage: python -m perfsuite.report.browser PAGE.html SCREENSHOT.png [MAX_HEIGHT]")
+        sys.exit("usage: python tests/browser.py PAGE.html SCREENSHOT.png [MAX_HEIGHT]")
     r = inspect_page(Path(sys.argv[1]), Path(sys.argv[2]), max_height=int(sys.argv[3]) if len(sys.argv) == 4 else None)
     print(f"title: {r.title}\nerrors: {r.errors or 'none'}")
     for im in r.images:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from perfsuite.config import Config
+from perfsuite.matrix.config import Config
 
 GUEST_DEVICE = "/dev/vda"
 

@@ -24,11 +24,11 @@ from typing import Any, Callable, Iterable, Sequence
 import orjson
 from filelock import FileLock, Timeout
 
-from perfsuite.boot import Boot, BootLike, boot_timeouts
-from perfsuite.config import Config
+from perfsuite.run.boot import Boot, BootLike, boot_timeouts
+from perfsuite.matrix.config import Config
 from perfsuite.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from perfsuite.qemu.accel import AccelChoice, resolve_accel
-from perfsuite.runmeta import build_meta, host_info, now_iso, versions
+from perfsuite.run.meta import build_meta, host_info, now_iso, versions
 
 POLL = 0.1
 Event = Callable[..., None]  # on_event(kind, **data): "boot", "rep", "note"

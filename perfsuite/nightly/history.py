@@ -124,7 +124,7 @@ def _num(v):
 
 
 def record_night(db: sqlite3.Connection, night: str, comparison, info: dict) -> None:
-    """Store one night's comparison (a perfsuite.compare.Comparison); replaces that night."""
+    """Store one night's comparison (a perfsuite.analysis.comparison.Comparison); replaces that night."""
     p = comparison.params
     metric = p.get("metric", "iops")
     stamp = info.get("finished")

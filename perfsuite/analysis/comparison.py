@@ -5,7 +5,7 @@ build under test (`label`, and `qemu`, the binary's path, which differs between 
 builds by construction), plus the fio job shape (numjobs, iodepth, rw, bs). Data without
 meta.json falls back to the run name with a leading "<label>-" removed.
 
-Verdict of a row (statistics in perfsuite.stats):
+Verdict of a row (statistics in perfsuite.analysis.stats):
 - regression / improvement: significant after the multiplicity correction (p_adj < alpha)
   AND the estimated change is larger than the threshold, in the bad / good direction;
 - no change: the whole 95% CI of the ratio lies within 1 +- threshold;
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from perfsuite import stats
+from perfsuite.analysis import stats
 
 CONFIG_KEYS = (
     "label", "qemu", "smp", "memory_mb", "num_queues", "dataplane", "iothreads", "queue_size",
@@ -70,7 +70,7 @@ def lower_is_better(column: str) -> bool:
 
 
 def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
-    from perfsuite.summary import metric_column
+    from perfsuite.analysis.summary import metric_column
 
     try:
         return metric_column(metric)

@@ -1,6 +1,6 @@
 """Results frame (one row per repetition) -> summary frame (one row per run name).
 
-The summary has `name`, `mean`, `error_pct` (perfsuite.stats.error_pct of the chosen
+The summary has `name`, `mean`, `error_pct` (perfsuite.analysis.stats.error_pct of the chosen
 kind, NaN with fewer than two runs), `n` (runs that had the metric), and the config
 columns that are constant within a name (label, smp, num_queues, dataplane, ...), so a
 report can group rows without re-parsing names.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from perfsuite.stats import ERROR_KINDS, error_pct
+from perfsuite.analysis.stats import ERROR_KINDS, error_pct
 
 # --metric value -> results column, and the heading the seed's table used for it.
 # disk-read-ios keeps the "IOPS" heading: it exists to reproduce tables published that way.

@@ -1,0 +1,1 @@
+"""nightly: see docs/ARCHITECTURE.md."""
