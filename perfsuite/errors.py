@@ -1,8 +1,14 @@
-"""How every command fails: one line on stderr and an exit status, never a traceback.
+"""How perfsuite fails: one error base with an exit status, caught once at the CLI.
 
-`BadInput` is a mistake the user can fix (exit 2). Anything else that escapes a command is
-reported as "unexpected ..." in one line, unless PERFSUITE_DEBUG is set: then the traceback
-is shown, for a bug report.
+Every error a user can act on derives from `PerfsuiteError` (bad input, a matrix that cannot
+run, a run dir that is busy, a build that failed, ...). `perfsuite.cli.main` catches it and
+prints one line, `PREFIX: message`, then exits with its `exit_code` (2 unless the class says
+otherwise). Anything else that escapes a command is a bug: it is reported as one line
+`error: unexpected TYPE: message (set PERFSUITE_DEBUG=1 for a traceback)`, exit 2, and
+PERFSUITE_DEBUG=1 shows the traceback instead.
+
+Exit statuses across commands: 0 success, 1 "the answer is no" (a regression, a failed
+repetition, not reproduced), 2 error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,12 +19,34 @@ from typing import NoReturn
 
 import click
 
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
 
-class BadInput(Exception):
-    """Something the user can fix: printed as one line, exit status 2."""
+
+class PerfsuiteError(Exception):
+    """Base of every error a user can act on: one line on stderr and `exit_code`."""
+
+    exit_code = EXIT_ERROR
+    prefix = "error"
 
 
-def fail(msg: str, status: int = 2, prefix: str = "error") -> NoReturn:
+class BadInput(PerfsuiteError):
+    """Something the user can fix (a bad option, file or matrix): exit status 2."""
+
+
+def report_error(exc: BaseException, prefix: str | None = None) -> int:
+    """Print `exc` as one line (or its traceback under PERFSUITE_DEBUG); return the exit code."""
+    if isinstance(exc, PerfsuiteError):
+        click.echo(f"{prefix or exc.prefix}: {exc}", err=True)
+        return exc.exit_code
+    if os.environ.get("PERFSUITE_DEBUG"):
+        raise exc
+    click.echo(f"{prefix or 'error'}: unexpected {type(exc).__name__}: {exc} "
+               "(set PERFSUITE_DEBUG=1 for a traceback)", err=True)
+    return EXIT_ERROR
+
+
+def fail(msg: str, status: int = EXIT_ERROR, prefix: str = "error") -> NoReturn:
     click.echo(f"{prefix}: {msg}", err=True)
     sys.exit(status)
 

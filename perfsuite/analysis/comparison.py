@@ -16,6 +16,8 @@ The renderers at the bottom are pure functions of a Comparison.
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -35,7 +37,7 @@ VERDICTS = ("regression", "improvement", "no change", "inconclusive")
 TESTS = ("welch", "mannwhitney")
 
 
-class CompareError(ValueError):
+class CompareError(PerfsuiteError, ValueError):
     """Inputs that cannot be compared (unknown metric, test, ambiguous rows)."""
 
 

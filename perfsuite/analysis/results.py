@@ -11,6 +11,8 @@ raises ResultsError with one clear sentence.
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import fnmatch
 import math
 import os
@@ -54,7 +56,7 @@ COLUMNS = ("name", "rep", "path", *FIO_COLUMNS, *CONFIG_KEYS, *META_PATHS)
 _ALWAYS = frozenset(("name", "rep", "path", *FIO_COLUMNS))
 
 
-class ResultsError(Exception):
+class ResultsError(PerfsuiteError):
     """No usable results (missing directory, empty tree, or a bad file under strict=True)."""
 
 

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from perfsuite.commands.base import parse_threshold
 from perfsuite.errors import BadInput, fail, fail_unexpected
 
 _PREFIX = "perfsuite compare: error"
@@ -27,18 +28,6 @@ Examples:
   perfsuite compare runs/ --label v3 --label v4 --format markdown
   perfsuite compare base/ cand/ --threshold 3% --correction bh --format junit -o compare.xml
 """
-
-
-def parse_threshold(text: str) -> float:
-    """'5%' or '0.05' -> 0.05."""
-    t = text.strip()
-    try:
-        v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
-    except ValueError:
-        raise BadInput(f"--threshold {text!r}: give a fraction (0.05) or a percentage (5%)") from None
-    if not 0 < v < 1:
-        raise BadInput(f"--threshold {text!r}: must be between 0 and 100% (e.g. 0.05 or 5%)")
-    return v
 
 
 def load_side(path: str, label: str | None, side: str):

@@ -80,7 +80,7 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
              runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
              work_root, threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> int:
     from perfsuite.nightly import night as N
-    from perfsuite.commands.compare import parse_threshold
+    from perfsuite.commands.base import parse_threshold
     from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.nightly.history import HistoryError
@@ -170,7 +170,7 @@ def _history(results_dir, db, metric, configs, min_change, fmt) -> int:
     import json
 
     from perfsuite.nightly import history as H
-    from perfsuite.commands.compare import parse_threshold
+    from perfsuite.commands.base import parse_threshold
     from perfsuite.analysis.comparison import resolve_metric
 
     path = Path(db) if db else Path(results_dir) / H.FILENAME

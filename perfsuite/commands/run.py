@@ -16,6 +16,8 @@ from types import SimpleNamespace
 
 import click
 
+from perfsuite.commands.base import RunArgs, command, run_options
+
 DEFAULT_MATRIX = "jobs/matrix.toml"
 
 
@@ -35,17 +37,10 @@ Examples:
 Matrix keys and names: docs/runner.md."""
 
 
-@click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@command(epilog=_EPILOG)
 @click.argument("matrix", required=False, default=DEFAULT_MATRIX, metavar="[MATRIX]")
-@click.option("--runs-dir", default="runs", show_default=True, help="Where results go: RUNS_DIR/NAME/N.json.")
-@click.option("--repeat", default=5, show_default=True, type=click.IntRange(1), help="Repetitions per configuration.")
-@click.option("--runtime", type=click.IntRange(1), help="fio runtime in seconds (overrides matrix and job).")
-@click.option("--ramp", type=click.IntRange(0), help="fio ramp_time in seconds (overrides matrix and job).")
-@click.option("--only", multiple=True, metavar="GLOB", help="Only run names matching this pattern (repeatable).")
+@run_options(repeat_default=5)
 @click.option("--dry-run", is_flag=True, help="Print the QEMU command lines; launch nothing.")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True,
-              help="auto boots a probe guest under KVM and falls back to TCG.")
-@click.option("--timeout", type=click.FloatRange(1), help="Seconds allowed per repetition (default: from runtime+ramp, plus a boot margin).")
 @click.option("--retries", default=0, show_default=True, type=click.IntRange(0), help="Extra attempts for a failed repetition.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip repetitions already complete in RUNS_DIR (--no-resume runs and overwrites them).")
@@ -62,8 +57,7 @@ Matrix keys and names: docs/runner.md."""
 @click.option("--max-repeat", default=20, show_default=True, type=click.IntRange(2),
               help="Cap on repetitions per configuration for --until-precision.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int | None,
-        only: tuple[str, ...], dry_run: bool, accel: str, timeout: float | None, retries: int,
+def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
         resume: bool, fresh_guest: bool, qemu: str | None, label: str | None, kernel: str | None,
         work_root: str | None, keep_workdirs: bool, until_precision: float | None, max_repeat: int,
         quiet: bool) -> None:
@@ -73,6 +67,10 @@ def run(matrix: str, runs_dir: str, repeat: int, runtime: int | None, ramp: int 
     Repetitions already complete in RUNS_DIR are skipped (--no-resume reruns them).
     """
     from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
+
+    a = run_args
+    runs_dir, repeat, runtime, ramp, only, accel, timeout = (
+        a.runs_dir, a.repeat, a.runtime, a.ramp, a.only, a.accel, a.timeout)
     from perfsuite.qemu.features import default_label, probe
 
     overrides = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}

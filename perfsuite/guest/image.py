@@ -6,6 +6,8 @@ build.py does the side effects (download, lock, write, rename) around these.
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import hashlib
 import os
 import shlex
@@ -26,7 +28,7 @@ DEFAULT_FIO_MODE = "initramfs"   # see docs/guest.md for the measurement behind 
 FIO_MODES = ("initramfs", "hostroot")
 
 
-class ImageError(RuntimeError):
+class ImageError(PerfsuiteError, RuntimeError):
     pass
 
 

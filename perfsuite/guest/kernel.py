@@ -5,6 +5,8 @@ Side effects only (subprocesses, files); the caller decides where and when.
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import re
 import subprocess
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from pathlib import Path
 META_PACKAGE = "linux-image-amd64"
 
 
-class KernelError(RuntimeError):
+class KernelError(PerfsuiteError, RuntimeError):
     pass
 
 

@@ -7,6 +7,8 @@ user's --modules tree may carry a modules.dep instead; both feed the same resolv
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import lzma
 import shutil
 import struct
@@ -22,7 +24,7 @@ WANTED = VIRTIO_MODULES + NINEP_MODULES
 KO_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 
 
-class ModuleError(RuntimeError):
+class ModuleError(PerfsuiteError, RuntimeError):
     pass
 
 

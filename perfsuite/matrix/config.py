@@ -13,6 +13,8 @@ num_queues = 1). `num_queues`, when given, wins over `mq`. Everything here is pu
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import dataclasses
 import fnmatch
 import itertools
@@ -38,7 +40,7 @@ MACHINES = ("q35", "pc")
 NULL_SIZE = 8 * 1024**3  # bytes of the null-co/null-aio disk
 
 
-class ConfigError(ValueError):
+class ConfigError(PerfsuiteError, ValueError):
     """The matrix cannot run; the message says every reason, one per line."""
 
 

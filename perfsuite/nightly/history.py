@@ -17,6 +17,8 @@ Change points: see `change_point` (a step, or the first night of a slow creep).
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import math
 import os
 import shutil
@@ -47,7 +49,7 @@ V1_DDL = ("CREATE TABLE schema_version (version INTEGER NOT NULL)",
           "verdict TEXT, qemu_version TEXT, host TEXT, timestamp TEXT, PRIMARY KEY (night, config))")
 
 
-class HistoryError(Exception):
+class HistoryError(PerfsuiteError):
     """The history file cannot be used; the message says why and what to do."""
 
 

@@ -20,6 +20,8 @@ function that writes synthetic runs.
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import dataclasses
 import os
 import socket
@@ -36,7 +38,7 @@ from perfsuite.analysis import stats
 RunOne = Callable[..., object]
 
 
-class NightlyError(Exception):
+class NightlyError(PerfsuiteError):
     """The night cannot be run or compared (exit 2); the message says why."""
 
 

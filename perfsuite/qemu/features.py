@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import functools
 import os
 import re
@@ -20,7 +22,7 @@ class QemuInfo:
     vq_mapping: bool               # iothread-vq-mapping supported (QEMU >= 9.0)
 
 
-class QemuNotRunnable(RuntimeError):
+class QemuNotRunnable(PerfsuiteError, RuntimeError):
     pass
 
 

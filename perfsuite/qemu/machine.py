@@ -7,6 +7,8 @@ outlives the command.
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import atexit
 import ctypes
 import logging
@@ -32,7 +34,7 @@ def _pdeathsig() -> None:  # runs in the child between fork and exec
         pass
 
 
-class QemuError(RuntimeError):
+class QemuError(PerfsuiteError, RuntimeError):
     pass
 
 

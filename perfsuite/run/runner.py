@@ -10,6 +10,8 @@ guest and keeps everything already written. A lock keeps two runners out of one 
 
 from __future__ import annotations
 
+from perfsuite.errors import PerfsuiteError
+
 import atexit
 import dataclasses
 import hashlib
@@ -34,7 +36,7 @@ POLL = 0.1
 Event = Callable[..., None]  # on_event(kind, **data): "boot", "rep", "note"
 
 
-class RunnerError(RuntimeError):
+class RunnerError(PerfsuiteError, RuntimeError):
     pass
 
 

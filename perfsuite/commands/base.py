@@ -1,0 +1,163 @@
+"""The one failure envelope of every command, and the options several commands share.
+
+Every perfsuite command is a `PerfsuiteCommand` (groups: `PerfsuiteGroup`, whose subcommands
+are `PerfsuiteCommand`s by default). Its `invoke` is the single place where a
+`PerfsuiteError` becomes one line on stderr plus its exit code, an unexpected exception
+becomes one line plus how to get the traceback (PERFSUITE_DEBUG=1), and Ctrl-C becomes
+exit 130. Commands raise; they do not print-and-exit on their own.
+
+`run_options` is the set of options of every command that boots guests (`run`, `nightly`,
+`bisect`, `migrate`, `lab run`): defined here once, collected into a `RunArgs`.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import click
+
+from perfsuite.errors import EXIT_INTERRUPTED, BadInput, report_error
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class PerfsuiteCommand(click.Command):
+    """A click command whose failures all go through `perfsuite.errors.report_error`."""
+
+    #: the prefix of this command's error lines (e.g. "perfsuite nightly: error")
+    error_prefix: str | None = None
+
+    def __init__(self, *args: Any, error_prefix: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", CONTEXT)
+        super().__init__(*args, **kwargs)
+        if error_prefix:
+            self.error_prefix = error_prefix
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - the envelope: every failure is one line
+            sys.exit(report_error(exc, self.error_prefix))
+
+
+class PerfsuiteGroup(click.Group):
+    command_class = PerfsuiteCommand
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("context_settings", CONTEXT)
+        super().__init__(*args, **kwargs)
+
+
+def command(**kwargs: Any) -> Callable[[Callable], PerfsuiteCommand]:
+    """`@click.command` with the envelope: `@command(error_prefix=...)`."""
+    return click.command(cls=PerfsuiteCommand, **kwargs)
+
+
+def group(**kwargs: Any) -> Callable[[Callable], PerfsuiteGroup]:
+    return click.group(cls=PerfsuiteGroup, **kwargs)
+
+
+# ----------------------------------------------------------------------------- shared options
+
+@dataclass(frozen=True)
+class RunArgs:
+    """The run options of every command that boots guests, as one value."""
+
+    runs_dir: str = "runs"
+    only: tuple[str, ...] = ()
+    repeat: int = 5        # repetitions per boot
+    boots: int | None = None  # boots per configuration (None: the command's default)
+    runtime: int | None = None
+    ramp: int | None = None
+    accel: str = "auto"
+    timeout: float | None = None
+
+
+_RUN_OPTIONS = (
+    click.option("--runs-dir", default="runs", show_default=True,
+                 help="Where results go: RUNS_DIR/NAME/N.json (+ .meta.json, .log)."),
+    click.option("--only", multiple=True, metavar="GLOB",
+                 help="Only configurations whose name matches this pattern (repeatable)."),
+    click.option("--repeat", type=click.IntRange(1), default=None,
+                 help="fio repetitions per guest boot."),
+    click.option("--boots", type=click.IntRange(1), default=None,
+                 help="Guest boots per configuration (the unit of replication; boots of "
+                      "different configurations are interleaved)."),
+    click.option("--runtime", type=click.IntRange(1), help="fio runtime in seconds (overrides matrix and job)."),
+    click.option("--ramp", type=click.IntRange(0), help="fio ramp_time in seconds (overrides matrix and job)."),
+    click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True,
+                 help="auto boots a probe guest under KVM and falls back to TCG, saying so."),
+    click.option("--timeout", type=click.FloatRange(1),
+                 help="Seconds allowed per repetition's fio (a guest's boot gets its own margin "
+                      "on top; default: from runtime + ramp)."),
+)
+
+
+def run_options(repeat_default: int = 5, boots_default: int | None = None) -> Callable:
+    """Add the shared run options to a command; its callback receives `run_args: RunArgs`.
+
+    `repeat_default` / `boots_default` are the command's own defaults (shown in --help).
+    """
+    def decorate(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args: Any, runs_dir: str, only: tuple[str, ...], repeat: int | None,
+                    boots: int | None, runtime: int | None, ramp: int | None, accel: str,
+                    timeout: float | None, **kwargs: Any) -> Any:
+            run_args = RunArgs(runs_dir=runs_dir, only=tuple(only),
+                               repeat=repeat if repeat is not None else repeat_default,
+                               boots=boots if boots is not None else boots_default,
+                               runtime=runtime, ramp=ramp, accel=accel, timeout=timeout)
+            return f(*args, run_args=run_args, **kwargs)
+        for opt in reversed(_RUN_OPTIONS):
+            wrapper = opt(wrapper)
+        for p in wrapper.__click_params__:  # show the command's own defaults
+            if p.name == "repeat":
+                p.help = f"{p.help} [default: {repeat_default}]"
+            if p.name == "boots" and boots_default is not None:
+                p.help = f"{p.help} [default: {boots_default}]"
+        return wrapper
+    return decorate
+
+
+def parse_threshold(text: str) -> float:
+    """'5%' or '0.05' -> 0.05; a clear error for anything else."""
+    t = str(text).strip()
+    try:
+        v = float(t[:-1]) / 100.0 if t.endswith("%") else float(t)
+    except ValueError:
+        raise BadInput(f"--threshold {text!r}: give a fraction (0.05) or a percentage (5%)") from None
+    if not 0 < v < 1:
+        raise BadInput(f"--threshold {text!r}: must be between 0 and 100% (e.g. 0.05 or 5%)")
+    return v
+
+
+def metric_option(default: str = "iops", **kw: Any) -> Callable:
+    return click.option("--metric", default=default, show_default=True, **kw)
+
+
+def threshold_option(**kw: Any) -> Callable:
+    kw.setdefault("help", "Smallest change that counts (0.05 or 5%).")
+    return click.option("--threshold", default="5%", show_default=True, **kw)
+
+
+def test_option() -> Callable:
+    return click.option("--test", type=click.Choice(["welch", "mannwhitney"]), default="welch",
+                        show_default=True, help="Per-row test.")
+
+
+def correction_option() -> Callable:
+    return click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm",
+                        show_default=True, help="Correction across configurations.")
+
+
+def format_option(choices: tuple[str, ...], default: str = "table") -> Callable:
+    return click.option("--format", "fmt", type=click.Choice(list(choices)), default=default,
+                        show_default=True, help="Output format.")
