@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from perfsuite.fsutil import atomic_write_json
+from perfsuite.matrix import axes
 from perfsuite.model.simulate import SimConfig, draw, fio_document, meta_document
 
+# every registered axis at its default, then what the synthetic runs fix
 BASE_CONFIG = {
-    "label": "base", "qemu": "/usr/bin/qemu-system-x86_64", "smp": 1, "memory_mb": 1024,
-    "num_queues": 1, "dataplane": False, "iothreads": 0, "queue_size": 256,
-    "backend": "null-co", "backend_path": None, "aio": "threads", "cache": "none",
-    "fio_job": "jobs/fio.job", "numjobs": 1, "iodepth": 32, "runtime": 5, "ramp": 0,
-    "pin": False, "machine": "q35",
+    **axes.defaults(), "label": "base", "qemu": "/usr/bin/qemu-system-x86_64", "smp": 1,
+    "num_queues": 1, "dataplane": False, "iothreads": 0, "numjobs": 1, "runtime": 5, "ramp": 0,
 }
 
 

@@ -212,11 +212,11 @@ def test_validate_memory_against_host():
 
 def test_validate_duplicate_names_and_dead_binary():
     a = ok(smp=2)
-    b = dataclasses.replace(a, qemu="/opt/other/qemu")  # same label, other build: same name
+    b = a.replace(qemu="/opt/other/qemu")  # same label, other build: same name
     with pytest.raises(ConfigError, match="duplicate name.*own label"):
         validate([a, b], probe=no_vq)
     # one explicit name over a list axis: the hint is about the name, not about QEMU builds
-    c = dataclasses.replace(a, smp=4, num_queues=4, numjobs=4)
+    c = a.replace(smp=4, num_queues=4, numjobs=4)
     with pytest.raises(ConfigError, match="duplicate name.*explicit `name` must not cover a list"):
         validate([a, c], probe=no_vq)
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from perfsuite.analysis.fio import parse_file
-from perfsuite.analysis.results import COLUMNS, CONFIG_KEYS, META_PATHS, ResultsError, flatten_meta, load_runs
+from perfsuite.analysis.results import META_PATHS, ResultsError, columns, flatten_meta, load_runs
+from perfsuite.matrix.axes import meta_columns
 
 FIXTURES = Path(__file__).parent / "data" / "fio"
 A = FIXTURES / "fio3-randread-null.json"
@@ -57,7 +58,7 @@ def test_one_row_per_repetition_with_contract_columns(tmp_path):
     root = tree(tmp_path / "runs", {"x": {"1.json": A, "2.json": B}, "y": {"fio-output-3.json": C}})
     res = load_runs(root)
     f = res.frame
-    assert list(f.columns) == list(COLUMNS)
+    assert list(f.columns) == list(columns())
     assert res.warnings == []
     assert sorted(zip(f["name"], f["rep"])) == [("x", "1"), ("x", "2"), ("y", "fio-output-3")]
     for src, row in zip([A, B, C], f.itertuples()):
@@ -70,7 +71,7 @@ def test_meta_is_flattened_as_the_contract_lists(tmp_path):
     root = tree(tmp_path / "runs", {"v4": {"1.json": A, "1.meta.json": META, "2.json": B}})
     f = load_runs(root).frame.set_index("rep")
     row = f.loc["1"]
-    for k in CONFIG_KEYS:
+    for k in meta_columns():
         assert row[k] == META["config"][k], k
     assert row["qemu_version"] == "7.2.22" and row["accel"] == "tcg"
     assert row["guest_kernel"] == "6.1.0-28-amd64" and row["guest_fio_version"] == "fio-3.33"

@@ -166,7 +166,7 @@ def test_resume_refuses_repetitions_made_with_other_settings(tmp_path):
     import dataclasses
     runs = tmp_path / "runs"
     run_config(C1, runs, 2, make_runner(tmp_path))
-    deeper = dataclasses.replace(C1, iodepth=C1.iodepth * 2)
+    deeper = C1.replace(iodepth=C1.iodepth * 2)
     assert deeper.name == C1.name
     for call in (lambda r: run_config(deeper, runs, 2, r), lambda r: run_matrix([C2, deeper], runs, r)):
         r = make_runner(tmp_path)
@@ -174,11 +174,11 @@ def test_resume_refuses_repetitions_made_with_other_settings(tmp_path):
                                               r"\(iodepth 32, now 64\).*--no-resume"):
             call(r)
         assert boots(r) == []  # nothing launched, not even the matrix's first config
-    patched = dataclasses.replace(C1, qemu="/opt/qemu-patched/bin/qemu-system-x86_64")
+    patched = C1.replace(qemu="/opt/qemu-patched/bin/qemu-system-x86_64")
     with pytest.raises(RunnerError, match="qemu"):
         run_config(patched, runs, 2, make_runner(tmp_path))
     # the same settings spelled differently still resume: job path relative to another cwd
-    moved = dataclasses.replace(C1, fio_job="../elsewhere/jobs/" + C1.fio_job.split("/")[-1])
+    moved = C1.replace(fio_job="../elsewhere/jobs/" + C1.fio_job.split("/")[-1])
     assert all(o.status == "skipped" for o in run_config(moved, runs, 2, make_runner(tmp_path)))
     # --no-resume is the way to replace them
     r = make_runner(tmp_path, resume=False)
@@ -191,7 +191,7 @@ def test_resume_keeps_repetitions_of_another_runtime_with_a_warning(tmp_path):
     import dataclasses
     runs = tmp_path / "runs"
     run_config(C1, runs, 2, make_runner(tmp_path))
-    longer = dataclasses.replace(C1, runtime=C1.runtime + 10)
+    longer = C1.replace(runtime=C1.runtime + 10)
     notes = []
     r = make_runner(tmp_path, repeat=2)
     r.on_event = lambda kind, **d: notes.append(d.get("text")) if kind == "note" else None

@@ -30,10 +30,17 @@ LITTLE_TOLERANCE = 0.10     # in-flight estimate may exceed numjobs x iodepth by
 LITTLE_FLOOR = 0.5          # below this share of numjobs x iodepth: the device is not the limit
 BAND_K = 3.0                # plausible band: predicted x exp(+-BAND_K sigma)
 MIN_GAIN_TOLERANCE = 0.10
-# What must be equal for two rows to be an mq / no-mq pair.
-PAIR_KEYS = ("label", "qemu_version", "smp", "dataplane", "iothreads", "queue_size", "backend",
-             "aio", "cache", "fio_job", "numjobs", "iodepth", "accel", "rw", "bs", "pin",
-             "machine", "memory_mb")
+
+
+def pair_keys() -> tuple[str, ...]:
+    """What must be equal for two rows to be an mq / no-mq pair: every identity column of the
+    registry but the queue count (and the binary's path: the version says which build), plus
+    the QEMU version and the accelerator."""
+    from perfsuite.matrix import axes
+    return (*(c for c in axes.identity_columns() if c not in ("num_queues", "qemu")),
+            "qemu_version", "accel")
+
+
 VERSION_COLUMNS = (("qemu_version", "QEMU versions"), ("guest_kernel", "guest kernels"),
                    ("guest_fio_version", "guest fio versions"), ("fio_version", "fio versions"),
                    ("accel", "accelerators"))
@@ -240,7 +247,9 @@ def _mq_gain(groups) -> list[Finding]:
     from perfsuite.model.perf import mq_gain_bound
 
     def key(g):
-        return tuple(str(_first(g, k)) for k in PAIR_KEYS if k in g.columns)
+        return tuple(str(_first(g, k)) for k in keys if k in g.columns)
+
+    keys = pair_keys()
 
     single = {}
     for name, g in groups.items():

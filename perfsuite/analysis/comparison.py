@@ -27,12 +27,8 @@ import numpy as np
 import pandas as pd
 
 from perfsuite.analysis import stats
+from perfsuite.matrix import axes
 
-CONFIG_KEYS = (
-    "label", "qemu", "smp", "memory_mb", "num_queues", "dataplane", "iothreads", "queue_size",
-    "backend", "aio", "cache", "fio_job", "pin", "machine", "numjobs", "iodepth", "rw", "bs",
-)
-BUILD_KEYS = ("label", "qemu")
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
 TESTS = ("welch", "mannwhitney")
 
@@ -99,7 +95,7 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
         if len(given) and not len(usable):
             raise CompareError(f"{side}: none of its {len(given)} run(s) has {col} data"
                                + (" (fio recorded no latency: gtod_reduce=1?)" if col.startswith("lat") else ""))
-    keys = _key_columns(base, cand, set(BUILD_KEYS) | set(ignore))
+    keys = _key_columns(base, cand, set(axes.build_columns()) | set(ignore))
     gb, gc = _groups(base, col, keys, "baseline"), _groups(cand, col, keys, "candidate")
     common = sorted(set(gb) & set(gc), key=lambda k: (gc[k][0], k))
     params = dict(threshold=threshold, test=test, correction=correction, metric=col,
@@ -143,7 +139,9 @@ def _key_columns(a: pd.DataFrame, b: pd.DataFrame, skip: set[str]) -> tuple[str,
     def known(df, c):
         return c in df.columns and df[c].notna().any()
 
-    return tuple(c for c in CONFIG_KEYS if c not in skip and (known(a, c) or known(b, c)))
+    # the registry's identity columns, and `variant` (the name's rest) for runs without meta
+    keys = (*axes.identity_columns(), "variant")
+    return tuple(c for c in keys if c not in skip and (known(a, c) or known(b, c)))
 
 
 def _canon(v) -> str:

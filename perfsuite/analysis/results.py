@@ -26,13 +26,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from perfsuite.analysis.fio import FIELDS, FioParseError, parse_file
+from perfsuite.matrix import axes
+from perfsuite.matrix.config import parse_name
 
-# meta.json "config" keys that become columns, unprefixed (CONTRACTS.md section 3).
-# numjobs/iodepth/runtime are not here on purpose: those columns come from fio's output.
-CONFIG_KEYS = (
-    "label", "qemu", "smp", "memory_mb", "num_queues", "dataplane", "iothreads", "queue_size",
-    "backend", "aio", "cache", "fio_job", "pin", "machine",
-)
 # column <- path inside meta.json
 META_PATHS = {
     "accel": ("accel",),
@@ -52,8 +48,19 @@ META_PATHS = {
     "true_iops": ("true_iops",),
 }
 FIO_COLUMNS = tuple(f for f in FIELDS if f != "error")
-COLUMNS = ("name", "rep", "path", *FIO_COLUMNS, *CONFIG_KEYS, *META_PATHS)
-_ALWAYS = frozenset(("name", "rep", "path", *FIO_COLUMNS))
+# Filled from the run's name when it has no meta (identity from the name): the base name's
+# axes and `variant`, the rest of the name.
+NAME_COLUMNS = (*axes.BASE_AXES, "variant")
+
+
+def columns() -> tuple[str, ...]:
+    """The frame's columns: fio's, then the registry's meta columns, then the other meta ones."""
+    meta_cols = axes.meta_columns()
+    return ("name", "rep", "path", *FIO_COLUMNS, *meta_cols,
+            *(c for c in NAME_COLUMNS if c not in meta_cols), *META_PATHS)
+
+
+_ALWAYS = frozenset(("name", "rep", "path", *FIO_COLUMNS, *NAME_COLUMNS))
 
 
 class ResultsError(PerfsuiteError):
@@ -94,6 +101,7 @@ def load_runs(
     with_meta = False
     for name in sorted(groups):
         d, results, metas = groups[name]
+        from_name = parse_name(name)
         for fname in results:
             path = os.path.join(d, fname)
             try:
@@ -121,6 +129,8 @@ def load_runs(
                 if meta:
                     rec.update(flatten_meta(meta))
                     with_meta = True
+            if rec.get("smp") is None:  # no meta config: the configuration's identity is its name
+                rec.update(from_name)
             rows.append(rec)
         have = {f[:-5] for f in results}
         for rep in sorted(metas - have, key=_natural):
@@ -207,7 +217,7 @@ def flatten_meta(meta: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     config = meta.get("config")
     if isinstance(config, dict):
-        for k in CONFIG_KEYS:
+        for k in axes.meta_columns():
             if k in config:
                 out[k] = _scalar(config[k])
     for col, path in META_PATHS.items():
@@ -237,7 +247,7 @@ def _to_frame(rows: list[dict[str, Any]], with_meta: bool) -> pd.DataFrame:
     # without paying for it. Column-wise construction: faster than a list of dicts.
     import pandas as pd
 
-    cols = {c: ([r.get(c) for r in rows] if with_meta or c in _ALWAYS else [None] * len(rows)) for c in COLUMNS}
+    cols = {c: ([r.get(c) for r in rows] if with_meta or c in _ALWAYS else [None] * len(rows)) for c in columns()}
     frame = pd.DataFrame(cols)
     for c in FIO_COLUMNS:
         if c in ("numjobs", "iodepth"):

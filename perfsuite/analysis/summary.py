@@ -28,10 +28,11 @@ METRIC_HELP = {
     "disk-read-ios": "the guest disk's completed reads, fio disk_util read_ios (what the seed's script printed as 'IOPS')",
 }
 SUMMARY_COLUMNS = ("name", "mean", "error_pct", "n")
-_CONFIG_COLUMNS = (
-    "label", "smp", "num_queues", "dataplane", "iothreads", "queue_size", "backend", "aio",
-    "cache", "pin", "machine", "numjobs", "iodepth", "rw", "bs",
-)
+def _config_columns() -> tuple[str, ...]:
+    """Columns constant within a name that the summary carries: the registry's identity
+    columns except the binary's path and the job file (long, and already in the meta)."""
+    from perfsuite.matrix import axes
+    return tuple(c for c in axes.identity_columns() if c not in ("qemu", "fio_job", "memory_mb"))
 
 
 def metric_column(metric: str) -> str:
@@ -76,7 +77,7 @@ def summarize(frame: pd.DataFrame, metric: str = "iops", error: str = "range") -
         "error_pct": np.asarray(errors, dtype=float),
         "n": counts.astype(int),
     })
-    cfg = [c for c in _CONFIG_COLUMNS if c in frame.columns]
+    cfg = [c for c in _config_columns() if c in frame.columns]
     if cfg:
         first = frame.loc[ok, ["name", *cfg]].groupby("name", sort=True).first()
         out = out.join(first, on="name")

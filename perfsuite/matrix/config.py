@@ -15,28 +15,18 @@ from __future__ import annotations
 
 from perfsuite.errors import PerfsuiteError
 
-import dataclasses
 import fnmatch
 import itertools
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-# QEMU's hard limits for virtio-blk-pci (hw/virtio: VIRTIO_QUEUE_MAX and VIRTQUEUE_MAX_SIZE).
-# The num-queues property is a uint16 and 7.2 does not check it at realize time: a value
-# above VIRTIO_QUEUE_MAX aborts QEMU when the device is set up, so it is refused here.
-VIRTIO_QUEUE_MAX = 1024
-VIRTQUEUE_MAX_SIZE = 1024
-MAX_CPUS_Q35 = 288  # q35's max_cpus in QEMU 7.x
-MIN_MEMORY_MB = 256  # the guest's kernel + initramfs (with fio) need this much
+from perfsuite.matrix import axes as A
+from perfsuite.matrix.axes import (AIO_MODES, BACKENDS, CACHE_MODES, MACHINES, MAX_CPUS_Q35,  # noqa: F401 - re-exported limits
+                                   MIN_MEMORY_MB, VIRTIO_QUEUE_MAX, VIRTQUEUE_MAX_SIZE)
 
-BACKENDS = ("null-co", "null-aio", "file", "host_device")
-AIO_MODES = ("threads", "native", "io_uring")
-CACHE_MODES = ("none", "writeback", "writethrough", "directsync", "unsafe")
-MACHINES = ("q35", "pc")
 NULL_SIZE = 8 * 1024**3  # bytes of the null-co/null-aio disk
 
 
@@ -44,55 +34,74 @@ class ConfigError(PerfsuiteError, ValueError):
     """The matrix cannot run; the message says every reason, one per line."""
 
 
-@dataclass(frozen=True)
 class Config:
-    """One device configuration = one run name. Fields are the meta.json `config` keys."""
+    """One device configuration = one run name; its attributes are the registered axes.
 
-    label: str = "qemu"
-    qemu: str = "qemu-system-x86_64"
-    smp: int = 1
-    memory_mb: int = 1024
-    num_queues: int | None = None  # None: one queue per vCPU (= smp); always passed to QEMU
-    dataplane: bool = True
-    iothreads: int = 1  # IOThreads serving the device; forced to 0 without dataplane
-    queue_size: int = 256
-    backend: str = "null-co"
-    backend_path: str | None = None
-    aio: str = "threads"
-    cache: str = "none"
-    fio_job: str = "jobs/fio.job"
-    numjobs: int | None = None  # None: one fio job per vCPU
-    iodepth: int = 32
-    runtime: int = 60
-    ramp: int = 5
-    pin: bool = False
-    machine: str = "q35"
-    name: str = field(default="", compare=True)  # filled from the seed's scheme when empty
+    Immutable and hashable. Derived defaults: num_queues and numjobs default to smp (one
+    queue and one fio job per vCPU), iothreads is 0 without dataplane, and an empty name is
+    filled from the seed's scheme (`base_name`).
+    """
 
-    def __post_init__(self) -> None:
-        setter = object.__setattr__.__get__(self)
-        if self.num_queues is None:
-            setter("num_queues", self.smp)
-        if self.numjobs is None:
-            setter("numjobs", self.smp)
-        if not self.dataplane:
-            setter("iothreads", 0)
-        if not self.name:
-            setter("name", base_name(self))
+    __slots__ = ("_values", "name")
+
+    def __init__(self, name: str = "", **values: Any) -> None:
+        unknown = sorted(set(values) - set(A.AXES))
+        if unknown:
+            raise TypeError(f"unknown axis(es): {', '.join(unknown)}")
+        v = {a: values.get(a, axis.default) for a, axis in A.AXES.items()}
+        if v["num_queues"] is None:
+            v["num_queues"] = v["smp"]
+        if v["numjobs"] is None:
+            v["numjobs"] = v["smp"]
+        if not v["dataplane"]:
+            v["iothreads"] = 0
+        object.__setattr__(self, "_values", v)
+        object.__setattr__(self, "name", name or base_name(self))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return object.__getattribute__(self, "_values")[key]
+        except KeyError:
+            raise AttributeError(f"Config has no axis {key!r}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError("Config is immutable: use .replace()")
+
+    def _key(self) -> tuple:
+        return (self.name, tuple((k, repr(v)) for k, v in self._values.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Config(name={self.name!r}, {inner})"
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some axes (or the name) changed; other values are kept as they are."""
+        name = changes.pop("name", self.name)
+        return Config(name=name, **{**self._values, **changes})
 
     def to_meta(self) -> dict[str, Any]:
-        """The `config` object of meta.json (CONTRACTS.md section 2): every field but the name."""
-        d = dataclasses.asdict(self)
-        d.pop("name")
-        return d
+        """The `config` object of meta.json (CONTRACTS.md section 2): every axis, not the name."""
+        return dict(self._values)
 
     @property
     def mq(self) -> bool:
+        """Multiqueue: one queue per vCPU (the seed's definition; `-no-mq` is num-queues 1)."""
         return self.num_queues == self.smp
 
 
-FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "name")
-MATRIX_KEYS = frozenset(FIELDS) | {"mq", "name"}
+def fields() -> tuple[str, ...]:
+    """The axes a Config has (matrix keys, meta `config` keys), in registry order."""
+    return A.names()
+
+
+def matrix_keys() -> frozenset[str]:
+    return frozenset(A.names()) | {"mq", "name"}
 
 
 # ----------------------------------------------------------------------------- naming
@@ -111,30 +120,28 @@ def base_name(c: Config) -> str:
     return f"{name}-nq-{c.num_queues}"
 
 
-# axis -> how it is spelled in a name when it varies within a matrix
-_AXIS_SPELLING: dict[str, Callable[[Config], str | None]] = {
-    "memory_mb": lambda c: f"mem-{c.memory_mb}",
-    "iothreads": lambda c: f"iothreads-{c.iothreads}" if c.dataplane else None,
-    "queue_size": lambda c: f"qs-{c.queue_size}",
-    "backend": lambda c: c.backend.replace("_", "-"),
-    "backend_path": lambda c: Path(c.backend_path).name if c.backend_path else None,
-    "aio": lambda c: f"aio-{c.aio}",
-    "cache": lambda c: f"cache-{c.cache}",
-    "fio_job": lambda c: Path(c.fio_job).stem.replace(".", "-"),
-    "numjobs": lambda c: f"jobs-{c.numjobs}",
-    "iodepth": lambda c: f"qd-{c.iodepth}",
-    "runtime": lambda c: f"rt-{c.runtime}",
-    "ramp": lambda c: f"ramp-{c.ramp}",
-    "pin": lambda c: "pin" if c.pin else "no-pin",
-    "machine": lambda c: c.machine,
-}
+_BASE_NAME = re.compile(r"^(?P<label>.+?)-smp-(?P<smp>\d+)-(?P<dp>dataplane|no-dataplane)"
+                        r"(?:-(?P<nomq>no-mq)|-nq-(?P<nq>\d+))?(?:-(?P<variant>.+))?$")
+
+
+def parse_name(name: str) -> dict[str, Any]:
+    """A run name -> the axes its spelling fixes (label, smp, dataplane, num_queues) plus
+    `variant`, the rest of the name (the spelled axes that varied). For runs without meta:
+    a configuration's identity comes from its name. A name outside the seed's scheme is all
+    variant."""
+    m = _BASE_NAME.match(name)
+    if not m:
+        return {"variant": name}
+    smp = int(m["smp"])
+    nq = 1 if m["nomq"] else int(m["nq"]) if m["nq"] else smp
+    return {"label": m["label"], "smp": smp, "dataplane": m["dp"] == "dataplane",
+            "num_queues": nq, "variant": m["variant"] or ""}
 
 
 def varying_axes(configs: Iterable[Config]) -> list[str]:
-    """The axes (beyond label, smp, dataplane, queues) that take more than one value."""
+    """The spelled axes (beyond label, smp, dataplane, queues) that take more than one value."""
     configs = list(configs)
-    return [axis for axis in _AXIS_SPELLING
-            if len({getattr(c, axis) for c in configs}) > 1]
+    return [a.name for a in A.spelled() if len({repr(getattr(c, a.name)) for c in configs}) > 1]
 
 
 def name_configs(configs: list[Config], explicit: Iterable[bool] | None = None,
@@ -151,8 +158,9 @@ def name_configs(configs: list[Config], explicit: Iterable[bool] | None = None,
         if keep:
             out.append(c)
             continue
-        parts = [base_name(c)] + [p for a in axes if (p := _AXIS_SPELLING[a](c))]
-        out.append(dataclasses.replace(c, name="-".join(parts)))
+        values = c.to_meta()
+        parts = [base_name(c)] + [p for a in axes if (p := A.AXES[a].spell(values[a], values))]
+        out.append(c.replace(name="-".join(parts)))
     return out
 
 
@@ -161,10 +169,10 @@ def name_configs(configs: list[Config], explicit: Iterable[bool] | None = None,
 def expand(entry: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Cartesian product of one table's list-valued keys, over `defaults`."""
     merged = {**(defaults or {}), **entry}
-    unknown = sorted(set(merged) - MATRIX_KEYS)
+    unknown = sorted(set(merged) - matrix_keys())
     if unknown:
         raise ConfigError(f"unknown matrix key(s): {', '.join(unknown)} "
-                          f"(known: {', '.join(sorted(MATRIX_KEYS))})")
+                          f"(known: {', '.join(sorted(matrix_keys()))})")
     axes = {k: (v if isinstance(v, list) else [v]) for k, v in merged.items()}
     for k, v in axes.items():
         if not v:
@@ -219,10 +227,10 @@ def parse_matrix(doc: dict[str, Any], base_dir: Path | None = None,
             if e.get(key) and base_dir is not None:
                 e[key] = _resolve(e[key], base_dir)
         if not e.get("label"):
-            e["label"] = default_label(e.get("qemu", Config.qemu)) if default_label else Config.label
+            e["label"] = default_label(e.get("qemu", A.AXES["qemu"].default)) if default_label else A.AXES["label"].default
         explicit.append(bool(e.get("name")))
         configs.append(config_from_dict(e))
-    axes = [a for a in _AXIS_SPELLING if len({repr(e.get(a)) for e in entries}) > 1]
+    axes = [a.name for a in A.spelled() if len({repr(e.get(a.name)) for e in entries}) > 1]
     named = name_configs(configs, explicit, axes)
     seen: dict[Config, None] = {}
     for c in named:  # identical configs (e.g. smp 1 with mq on and off) collapse into one
@@ -269,61 +277,34 @@ def select(configs: list[Config], patterns: Iterable[str] | None) -> list[Config
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
-def _whole(v: Any) -> bool:
-    """An integer, and not a TOML boolean (Python's True is an int: `smp = true` is not 1)."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def problems(c: Config, *, host_mem_mb: int | None = None, vq_mapping: bool | None = None,
              check_files: bool = True) -> list[str]:
-    """Everything wrong with one config (pure but for `check_files`)."""
+    """Everything wrong with one config (pure but for `check_files`): each axis's own check
+    from the registry, then the rules that tie axes together."""
     p: list[str] = []
     if not _SAFE_NAME.match(c.name) or not _SAFE_NAME.match(c.label):
         p.append(f"name {c.name!r}: label/name may use letters, digits and . _ + - only")
-    smp_ok = _whole(c.smp) and 1 <= c.smp <= MAX_CPUS_Q35
-    if not smp_ok:
-        p.append(f"smp={c.smp!r}: must be a whole number 1..{MAX_CPUS_Q35}")
+    smp_ok = A.AXES["smp"].check(c.smp) is None
     # num_queues and numjobs default to smp: a bad smp is one problem, not three
     derived = {k for k in ("num_queues", "numjobs") if not smp_ok and getattr(c, k) is c.smp}
-    nq = c.num_queues
-    if "num_queues" not in derived and (not _whole(nq) or not 1 <= nq <= VIRTIO_QUEUE_MAX):
-        p.append(f"num_queues={nq!r}: must be 1..{VIRTIO_QUEUE_MAX} (VIRTIO_QUEUE_MAX)")
-    qs = c.queue_size
-    if not _whole(qs) or qs <= 2 or qs > VIRTQUEUE_MAX_SIZE or qs & (qs - 1):
-        p.append(f"queue_size={qs!r}: must be a power of 2, 4..{VIRTQUEUE_MAX_SIZE}")
-    for key in ("dataplane", "pin"):
-        if not isinstance(getattr(c, key), bool):
-            # pin = "false" would be truthy: refuse rather than guess
-            p.append(f"{key}={getattr(c, key)!r}: must be true or false")
-    if not _whole(c.memory_mb) or c.memory_mb < MIN_MEMORY_MB:
-        p.append(f"memory_mb={c.memory_mb}: the guest needs at least {MIN_MEMORY_MB}")
-    elif host_mem_mb and c.memory_mb > host_mem_mb:
+    for axis in A.AXES.values():
+        value = getattr(c, axis.name)
+        why = axis.check(value) if axis.check and axis.name not in derived else None
+        if why:
+            p.append(f"{axis.name}={value!r}: {why}")
+    if A.whole(c.memory_mb) and host_mem_mb and c.memory_mb > host_mem_mb:
         p.append(f"memory_mb={c.memory_mb}: more than the host's {host_mem_mb} MB")
     if c.dataplane:
-        if not _whole(c.iothreads) or c.iothreads < 1:
+        if not A.whole(c.iothreads) or c.iothreads < 1:
             p.append(f"iothreads={c.iothreads}: dataplane needs at least 1 IOThread")
         elif c.iothreads > 1:
             if vq_mapping is False:
                 p.append(f"iothreads={c.iothreads}: needs iothread-vq-mapping (QEMU >= 9.0), "
                          f"which {c.qemu} does not have")
-            if _whole(c.num_queues) and c.iothreads > c.num_queues:
+            if A.whole(c.num_queues) and c.iothreads > c.num_queues:
                 p.append(f"iothreads={c.iothreads}: more IOThreads than queues ({c.num_queues})")
-    for key in ("numjobs", "iodepth", "runtime"):
-        v = getattr(c, key)
-        if key not in derived and (not _whole(v) or v < 1):
-            p.append(f"{key}={v!r}: must be a whole number >= 1")
-    if not _whole(c.ramp) or c.ramp < 0:
-        p.append(f"ramp={c.ramp!r}: must be a whole number >= 0")
-    if c.backend not in BACKENDS:
-        p.append(f"backend={c.backend!r}: one of {', '.join(BACKENDS)}")
-    if c.aio not in AIO_MODES:
-        p.append(f"aio={c.aio!r}: one of {', '.join(AIO_MODES)}")
-    if c.cache not in CACHE_MODES:
-        p.append(f"cache={c.cache!r}: one of {', '.join(CACHE_MODES)}")
     if c.backend in ("file", "host_device") and c.aio == "native" and c.cache not in ("none", "directsync"):
         p.append(f"aio=native needs cache=none or directsync (O_DIRECT), not {c.cache}")
-    if c.machine not in MACHINES:
-        p.append(f"machine={c.machine!r}: one of {', '.join(MACHINES)}")
     if c.backend in ("file", "host_device"):
         if not c.backend_path:
             p.append(f"backend={c.backend} needs backend_path")
@@ -380,7 +361,7 @@ def validate(configs: list[Config], *, probe: Callable[[str], Any] | None = None
             errors.append(f"{c.name}: {msg}")
         other = by_name.setdefault(c.name, c)
         if other is not c and other != c:
-            diff = [k for k in FIELDS if getattr(other, k) != getattr(c, k)]
+            diff = [k for k in fields() if getattr(other, k) != getattr(c, k)]
             hint = ("give each QEMU build its own label" if "qemu" in diff else
                     "an explicit `name` must not cover a list; give each config its own name")
             errors.append(f"{c.name}: duplicate name for different configs (differ in "

@@ -152,13 +152,12 @@ def fio_document(iops: float, numjobs: int, iodepth: int, runtime_s: int, start:
 
 def meta_document(c: SimConfig, rep: int, accel: str, true_iops: float, host_cpus: int | None,
                   start: float, finish: float) -> dict:
+    from perfsuite.matrix import axes
     config = dict(c.meta_config) if c.meta_config else {
-        "label": c.name.split("-smp-")[0], "qemu": "qemu-system-x86_64", "smp": c.smp,
-        "memory_mb": 1024, "num_queues": c.num_queues, "dataplane": c.dataplane,
-        "iothreads": c.iothreads, "queue_size": c.queue_size, "backend": "null-co",
-        "backend_path": None, "aio": "threads", "cache": "none", "fio_job": "jobs/fio.job",
-        "numjobs": c.numjobs, "iodepth": c.iodepth, "runtime": c.runtime, "ramp": 0,
-        "pin": False, "machine": "q35"}
+        **axes.defaults(), "label": c.name.split("-smp-")[0], "smp": c.smp,
+        "num_queues": c.num_queues, "dataplane": c.dataplane, "iothreads": c.iothreads,
+        "queue_size": c.queue_size, "numjobs": c.numjobs, "iodepth": c.iodepth,
+        "runtime": c.runtime, "ramp": 0}
     iso = "%Y-%m-%dT%H:%M:%S+00:00"
     return {
         "schema": 1, "name": c.name, "rep": rep, "boot": rep, "config": config,

@@ -79,7 +79,7 @@ def pair_configs(base: Sequence, cand: Sequence) -> list[tuple]:
         raise NightlyError(f"the matrix expands to {len(base)} baseline but {len(cand)} candidate configs")
     pairs = []
     for a, b in zip(base, cand):
-        same = dataclasses.replace(b, label=a.label, qemu=a.qemu, name=a.name)
+        same = b.replace(label=a.label, qemu=a.qemu, name=a.name)
         if same != a:
             raise NightlyError(f"configs {a.name} and {b.name} differ beyond the QEMU build")
         pairs.append((a, b))

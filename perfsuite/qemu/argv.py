@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from perfsuite.matrix import axes
 from perfsuite.matrix.config import NULL_SIZE, Config
 
 DEVICE_ID = "vblk0"   # the benchmark disk's device id (QOM: /machine/peripheral/vblk0)
@@ -49,19 +50,18 @@ def blockdev_arg(c: Config) -> str:
 def device_arg(c: Config, vq_mapping: bool = False) -> str:
     """virtio-blk-pci with num-queues always explicit (QEMU >= 5.2 defaults it to the vCPUs)."""
     wce = _CACHE[c.cache][2] if c.backend in ("file", "host_device") else None
+    # every axis that sets a device property (the registry's device_prop), in registry order
+    props: dict[str, object] = {a.device_prop: a.qemu(getattr(c, a.name)) for a in axes.device_axes()}
     if c.dataplane and c.iothreads > 1:
         if not vq_mapping:
             raise ValueError("iothreads > 1 needs iothread-vq-mapping, which this QEMU lacks")
-        dev: dict[str, object] = {
-            "driver": "virtio-blk-pci", "id": DEVICE_ID, "drive": NODE,
-            "num-queues": c.num_queues, "queue-size": c.queue_size,
-            "iothread-vq-mapping": [{"iothread": f"io{i}"} for i in range(c.iothreads)],
-        }
+        dev: dict[str, object] = {"driver": "virtio-blk-pci", "id": DEVICE_ID, "drive": NODE, **props,
+                                  "iothread-vq-mapping": [{"iothread": f"io{i}"} for i in range(c.iothreads)]}
         if wce:
             dev["write-cache"] = wce
         return json.dumps(dev, separators=(",", ":"))
-    arg = (f"virtio-blk-pci,id={DEVICE_ID},drive={NODE},"
-           f"num-queues={c.num_queues},queue-size={c.queue_size}")
+    arg = ",".join([f"virtio-blk-pci,id={DEVICE_ID},drive={NODE}",
+                    *(f"{k}={qemu_opt(v)}" for k, v in props.items())])
     if c.dataplane:
         arg += ",iothread=io0"
     if wce:

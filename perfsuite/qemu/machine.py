@@ -147,11 +147,14 @@ class QemuProcess:
 
     # -- inspection ------------------------------------------------------------------
     def device_props(self) -> dict[str, Any]:
-        """What QEMU really built: num-queues, queue-size, iothread of the benchmark disk."""
+        """What QEMU really built: every property an axis sets (the registry's `device_prop`:
+        num-queues, queue-size, ...) and the iothread of the benchmark disk."""
+        from perfsuite.matrix import axes
         base = f"/machine/peripheral/{DEVICE_ID}"
         out: dict[str, Any] = {}
-        for prop in ("num-queues", "queue-size"):
-            out[prop] = self.cmd("qom-get", path=f"{base}/virtio-backend", property=prop)
+        for axis in axes.device_axes():
+            out[axis.device_prop] = self.cmd("qom-get", path=f"{base}/virtio-backend",
+                                             property=axis.device_prop)
         try:
             link = self.cmd("qom-get", path=base, property="iothread")
         except Exception:  # noqa: BLE001 - iothread-vq-mapping devices have no single link

@@ -226,20 +226,25 @@ def _tcg(frame, files) -> dict[str, Any] | None:
     return {"names": names, "all": len(names) == frame["name"].nunique(), "notes": notes}
 
 
-ENV_COLUMNS = (  # (frame columns, heading); two columns = "asked / seen"
-    (("accel",), "Accelerator"), (("qemu_version",), "QEMU"), (("guest_kernel",), "Guest kernel"),
-    (("guest_fio_version",), "Guest fio"), (("smp", "cpus_seen"), "vCPUs asked / seen"),
-    (("num_queues", "queues_seen"), "Queues asked / seen"), (("iothreads",), "IOThreads"),
-    (("backend",), "Backend"), (("aio",), "AIO"), (("cache",), "Cache"), (("pin",), "Pinned vCPUs"),
-    (("machine",), "Machine"), (("host_cpu",), "Host CPU"), (("mismatch",), "Mismatch"),
-)
+# (frame columns, heading); two columns = "asked / seen". The axes' rows come from the
+# registry (perfsuite.matrix.axes: `report`, `seen`), between the build facts and the host's.
+_ENV_BEFORE = ((("accel",), "Accelerator"), (("qemu_version",), "QEMU"),
+               (("guest_kernel",), "Guest kernel"), (("guest_fio_version",), "Guest fio"))
+_ENV_AFTER = ((("host_cpu",), "Host CPU"), (("mismatch",), "Mismatch"))
+
+
+def env_columns() -> tuple[tuple[tuple[str, ...], str], ...]:
+    from perfsuite.matrix import axes
+    rows = tuple(((a.frame_column, a.seen) if a.seen else (a.frame_column,), a.report)
+                 for a in axes.report_axes())
+    return (*_ENV_BEFORE, *rows, *_ENV_AFTER)
 
 
 def _environment(frame, files, jobs, order) -> dict[str, Any]:
     """Facts shared by every config go in a short list; only what differs gets a table column."""
     common: dict[str, str] = {}
     cols: list[tuple[str, dict[str, str]]] = []
-    for keys, heading in ENV_COLUMNS:
+    for keys, heading in env_columns():
         if not all(k in frame for k in keys) or not frame[list(keys)].notna().any().any():
             continue
         per = {}
@@ -271,7 +276,8 @@ def _environment(frame, files, jobs, order) -> dict[str, Any]:
     for j in used:
         merged.setdefault(j["text"], {"names": [], "text": j["text"], "source": j["source"]})["names"].append(j["name"])
     facts = [(k, v) for k, v in common.items()] + [(k, ", ".join(sorted(v))) for k, v in host.items()]
-    return {"facts": facts, "headings": [h for h, _ in cols], "argv": argv, "jobs": list(merged.values()),
+    has_meta = any(r.meta for rs in files.values() for r in rs)
+    return {"facts": facts, "has_meta": has_meta, "headings": [h for h, _ in cols], "argv": argv, "jobs": list(merged.values()),
             "rows": [{"name": n, "cells": [per[n] for _, per in cols]} for n in order] if cols else []}
 
 

@@ -9,6 +9,7 @@ import subprocess
 from datetime import datetime, timezone
 from typing import Any
 
+from perfsuite.matrix import axes
 from perfsuite.matrix.config import Config
 
 SCHEMA = 1
@@ -26,10 +27,10 @@ def mismatches(c: Config, guest: dict | None, device: dict | None) -> list[str]:
     """
     out: list[str] = []
     device = device or {}
-    if "num-queues" in device and device["num-queues"] != c.num_queues:
-        out.append(f"device num-queues: asked {c.num_queues}, QEMU built {device['num-queues']}")
-    if "queue-size" in device and device["queue-size"] != c.queue_size:
-        out.append(f"device queue-size: asked {c.queue_size}, QEMU built {device['queue-size']}")
+    for axis in axes.device_axes():
+        prop, want = axis.device_prop, axis.qemu(getattr(c, axis.name))
+        if prop in device and device[prop] != want and device[prop] != getattr(c, axis.name):
+            out.append(f"device {prop}: asked {want}, QEMU built {device[prop]}")
     if device and c.dataplane and c.iothreads == 1 and device.get("iothread") != "io0":
         out.append(f"iothread: asked io0, device has {device.get('iothread')}")
     if device and not c.dataplane and device.get("iothread"):

@@ -27,6 +27,7 @@ import orjson
 from filelock import FileLock, Timeout
 
 from perfsuite.run.boot import Boot, BootLike, boot_timeouts
+from perfsuite.matrix import axes
 from perfsuite.matrix.config import Config
 from perfsuite.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from perfsuite.qemu.accel import AccelChoice, resolve_accel
@@ -165,7 +166,6 @@ def _same_setting(key: str, old: Any, new: Any) -> bool:
 
 # Settings that change how long fio measures, not what: old repetitions with other values are
 # kept (with a warning); any other difference means another device, job or build.
-TIMING_KEYS = frozenset({"runtime", "ramp"})
 
 
 def resume_conflict(config: Config, run_dir: Path) -> tuple[str, bool] | None:
@@ -193,7 +193,7 @@ def resume_conflict(config: Config, run_dir: Path) -> tuple[str, bool] | None:
         return None
     what = ", ".join(f"{k} {old!r}, now {new!r}" for k, (old, new) in sorted(diffs.items()))
     return (f"{run_dir} holds repetition(s) {', '.join(map(str, reps))} made with other settings "
-            f"({what})", set(diffs) <= TIMING_KEYS)
+            f"({what})", all(not axes.AXES[k].identity for k in diffs if k in axes.AXES))
 
 
 _RESUME_HINT = "--no-resume runs them again; or use another --runs-dir or --label"
