@@ -65,7 +65,9 @@ def test_result_outside_the_models_band(clean):
     frame = clean[0].copy()
     row = "v4-smp-4-no-dataplane"
     frame.loc[frame.name == row, "iops"] *= 6
-    assert names(check_runs(frame), text="plausible band") == [row]
+    assert names(check_runs(frame, band=True), text="plausible band") == [row]
+    # the band costs a model fit: only on request (analyze --model, the report)
+    assert names(check_runs(frame), text="plausible band") == []
 
 
 def test_mixed_versions_and_accelerators(clean):
@@ -164,3 +166,24 @@ def test_real_fio_files_parse_into_checkable_frames(data_dir, tmp_path):
         shutil.copy(f, tmp_path / "x" / f"{i}.json")
     frame = load_runs(tmp_path).frame
     assert all(isinstance(f, Finding) for f in check_runs(frame))
+
+
+def test_many_rows_with_one_finding_are_one_line_naming_them(clean):
+    from perfsuite.analysis.checks import condense
+
+    frame = clean[0].copy()
+    noisy = sorted(frame["name"].unique())
+    for n in noisy:  # every row: a spread far above the limit
+        frame.loc[(frame.name == n) & (frame.rep == frame.loc[frame.name == n, "rep"].iloc[0]), "iops"] *= 2
+    found = check_runs(frame)
+    assert sum(f.kind == "spread" for f in found) == len(noisy) > 3
+    short = condense(found, max_names=2)
+    spread_lines = [line for line in short if "too high to trust" in line]
+    assert len(spread_lines) == 1 and spread_lines[0].startswith(f"warning: {len(noisy)} rows: ")
+    assert spread_lines[0].count(" (±") == 2 and f"and {len(noisy) - 2} more" in spread_lines[0]
+    assert not any("re-run:" in line for line in short)  # the same names, once
+    every = condense(found, max_names=None)
+    assert all(n in next(x for x in every if "too high to trust" in x) for n in noisy)
+    # a lone finding keeps its own message
+    one = [f for f in found if f.kind == "spread"][:1]
+    assert condense(one) == [f"warning: {one[0]}"]

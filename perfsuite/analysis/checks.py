@@ -51,9 +51,52 @@ class Finding:
     name: str
     severity: str   # "warning" | "info"
     message: str
+    kind: str = ""    # what was found, for condensing many rows into one line (SUMMARIES)
+    detail: str = ""  # the row's own figure, shown beside its name in a condensed line
 
     def __str__(self) -> str:
         return f"{self.name}: {self.message}"
+
+
+# kind -> the line that stands for many rows with that finding
+SUMMARIES = {
+    "spread": f"IOPS spread (half-range) above {SPREAD_LIMIT_PCT:g}% is too high to trust; "
+              "re-run (pin vCPUs, quiet host)",
+    "single-run": "1 run: spread unknown; run them again to get an error",
+    "queues-seen": "the guest saw another number of queues than min(num-queues, vCPUs): "
+                   "the numbers measure another device",
+    "cpus-seen": "the guest saw another number of CPUs than asked",
+    "idle-queues": "num-queues > vCPUs: the guest driver leaves the extra queues idle",
+    "mixed": "runs under one name come from different builds, kernels, fio or accelerators; "
+             "split the runs or re-run on one build",
+    "little-broken": "broken measurement: IOPS x mean latency exceeds numjobs x iodepth (Little's law)",
+    "little-bottleneck": "guest or fio is the bottleneck: far fewer I/Os in flight than fio could keep",
+    "band": "outside the model's plausible band",
+    "mq-gain": "multiqueue gain exceeds its bound min(num-queues, vCPUs, jobs); one of the two rows is wrong",
+}
+CONDENSE_OVER = 3   # more rows than this with one kind of finding: one line for all of them
+
+
+def condense(findings: list[Finding], max_names: int | None = 8) -> list[str]:
+    """Lines to print: a finding alone as it is; more than CONDENSE_OVER rows with the same
+    kind and severity as one line, `N rows: SUMMARY: name (detail), ...` naming at most
+    `max_names` of them (None: all). Order: first appearance of each kind."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    spread = sum(f.kind == "spread" for f in findings)
+    if spread > CONDENSE_OVER:  # the condensed spread line names the rows to re-run already
+        findings = [f for f in findings if f.name != "re-run"]
+    for f in findings:
+        groups.setdefault((f.kind or f"one:{id(f)}", f.severity), []).append(f)
+    lines = []
+    for (kind, severity), fs in groups.items():
+        if len(fs) <= CONDENSE_OVER or kind not in SUMMARIES:
+            lines += [f"{severity}: {f}" for f in fs]
+            continue
+        shown = fs if max_names is None else fs[:max_names]
+        names = ", ".join(f"{f.name} ({f.detail})" if f.detail else f.name for f in shown)
+        more = f" and {len(fs) - len(shown)} more (--verbose lists them all)" if len(shown) < len(fs) else ""
+        lines.append(f"{severity}: {len(fs)} rows: {SUMMARIES[kind]}: {names}{more}")
+    return lines
 
 
 def _known(v) -> bool:
@@ -74,55 +117,108 @@ def _int(v):
         return None
 
 
-def _col(group, col):
-    return group[col] if col in group.columns else None
-
-
-def _first(group, col):
-    s = _col(group, col)
-    if s is None:
-        return None
-    s = s[s.map(_known)]
-    return s.iloc[0] if len(s) else None
-
-
 def _fmt(x: float) -> str:
     return f"{x:,.0f}"
 
 
-def check_runs(frame, model=None) -> list[Finding]:
+@dataclass
+class RowFacts:
+    """What the checks need of one run name, gathered for all names in one pass over the
+    frame (per-name pandas calls were the analyzer's cost on large trees)."""
+
+    name: str
+    first: dict          # column -> first known value under the name
+    iops: np.ndarray     # finite IOPS of its runs
+    distinct: dict       # column -> {known value: runs with it} (the columns that may differ)
+    inflight: float | None = None   # mean IOPS x mean latency (Little's law), None if unknown
+    cap: float | None = None        # max numjobs x iodepth
+
+
+_FIRST_COLUMNS = ("smp", "num_queues", "numjobs", "accel")
+_DISTINCT_COLUMNS = ("queues_seen", "cpus_seen", *(c for c, _ in VERSION_COLUMNS))
+
+
+def row_facts(frame) -> dict[str, RowFacts]:
+    """name -> RowFacts, in name order. Vectorised: a few groupbys, whatever the row count."""
+    by = frame.groupby("name", sort=True)
+    firsts = by[[c for c in (*_FIRST_COLUMNS, *pair_keys()) if c in frame.columns]].first()
+    x = frame["iops"].astype(float)
+    finite = frame.loc[np.isfinite(x.to_numpy()), ["name", "iops"]]
+    iops = {str(n): g.to_numpy(dtype=float) for n, g in finite.groupby("name", sort=True)["iops"]}
+    distinct: dict[str, dict[str, dict]] = {}
+    for col in _DISTINCT_COLUMNS:
+        if col not in frame.columns:
+            continue
+        sub = frame[["name", col]].dropna()
+        sub = sub.assign(**{col: sub[col].astype(str) if col in dict(VERSION_COLUMNS) else sub[col]})
+        for (n, v), count in sub.groupby(["name", col], sort=True).size().items():
+            distinct.setdefault(str(n), {}).setdefault(col, {})[v] = int(count)
+    little = _little_per_name(frame)
+    out = {}
+    for n, row in firsts.iterrows():
+        n = str(n)
+        first = {k: (v if _known(v) else None) for k, v in row.items()}
+        inflight, cap = little.get(n, (None, None))
+        out[n] = RowFacts(n, first, iops.get(n, np.empty(0)), distinct.get(n, {}), inflight, cap)
+    return out
+
+
+def _little_per_name(frame) -> dict[str, tuple[float, float]]:
+    cols = ("iops", "lat_mean_us", "numjobs", "iodepth")
+    if any(c not in frame.columns for c in cols):
+        return {}
+    sub = frame[list(cols)].apply(lambda s: pd_float(s))
+    ok = np.isfinite(sub.to_numpy()).all(axis=1) & (sub["lat_mean_us"] > 0).to_numpy()
+    if not ok.any():
+        return {}
+    sub = sub[ok].assign(name=frame["name"][ok].to_numpy(),
+                         inflight=lambda d: d["iops"] * d["lat_mean_us"] * 1e-6,
+                         cap=lambda d: d["numjobs"] * d["iodepth"])
+    agg = sub.groupby("name", sort=True).agg(inflight=("inflight", "mean"), cap=("cap", "max"))
+    return {str(n): (float(r.inflight), float(r.cap)) for n, r in agg.iterrows()}
+
+
+def pd_float(s):
+    import pandas as pd
+    return pd.to_numeric(s, errors="coerce").astype("float64")
+
+
+def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
     """Findings for every run name in ``frame`` (see the module docstring).
 
-    ``model``: a ``perfsuite.model.fit.Model`` or ``FitResult``; None fits one
-    on ``frame`` itself (robust fit, so one bad row stands out instead of
-    bending the model).
+    ``band``: hold every row against the reference model. With ``model`` (a
+    ``perfsuite.model.fit.Model`` or ``FitResult``) that costs nothing; without one it fits a
+    model on ``frame`` itself (cross-validated, so one bad row stands out instead of bending
+    the model), which costs about a second per ten configurations: the analyzer's table
+    asks for it only with --model. Default: on when a model is given.
     """
     if frame is None or len(frame) == 0 or "name" not in frame.columns:
         return []
+    band = model is not None if band is None else band
+    facts = row_facts(frame)
     out: list[Finding] = []
-    groups = {str(n): g for n, g in frame.groupby("name", sort=True)}
-    for name, g in groups.items():
-        out += _guest_view(name, g)
-        out += _versions(name, g)
-        out += _spread(name, g)
-        out += _little(name, g)
-    out += _band(frame, groups, model)
-    out += _mq_gain(groups)
+    for name, f in facts.items():
+        out += _guest_view(f)
+        out += _versions(f)
+        out += _spread(f)
+        out += _little(f)
+    if band:
+        out += _band(frame, {str(n): g for n, g in frame.groupby("name", sort=True)}, model)
+    out += _mq_gain(facts)
     rerun = sorted({f.name for f in out if f.severity == "warning" and "re-run" in f.message})
     if rerun:
-        out.append(Finding("re-run", "warning", f"{len(rerun)} row(s) too noisy to trust: {', '.join(rerun)}"))
-    order = {n: i for i, n in enumerate(groups)}
+        listed = ", ".join(rerun[:8]) + (f" and {len(rerun) - 8} more" if len(rerun) > 8 else "")
+        out.append(Finding("re-run", "warning", f"{len(rerun)} row(s) too noisy to trust: {listed}"))
+    order = {n: i for i, n in enumerate(facts)}
     out.sort(key=lambda f: (order.get(f.name, len(order)), f.severity != "warning"))
     return out
 
 
-def _guest_view(name: str, g) -> list[Finding]:
-    out = []
-    smp, nq = _int(_first(g, "smp")), _int(_first(g, "num_queues"))
-    seen_q = sorted({_int(v) for v in (_col(g, "queues_seen") if _col(g, "queues_seen") is not None else [])
-                     if _int(v) is not None})
-    seen_c = sorted({_int(v) for v in (_col(g, "cpus_seen") if _col(g, "cpus_seen") is not None else [])
-                     if _int(v) is not None})
+def _guest_view(f: RowFacts) -> list[Finding]:
+    out, name = [], f.name
+    smp, nq = _int(f.first.get("smp")), _int(f.first.get("num_queues"))
+    seen_q = sorted({q for v in f.distinct.get("queues_seen", ()) if (q := _int(v)) is not None})
+    seen_c = sorted({c for v in f.distinct.get("cpus_seen", ()) if (c := _int(v)) is not None})
     if smp is not None and nq is not None:
         # Linux virtio_blk: min(num_queues, nr_cpu_ids); nr_cpu_ids = possible CPUs = -smp N.
         expected = min(nq, smp)
@@ -130,74 +226,69 @@ def _guest_view(name: str, g) -> list[Finding]:
         if bad:
             out.append(Finding(name, "warning",
                                f"guest saw {'/'.join(map(str, seen_q))} queue(s), expected {expected} "
-                               f"= min(num-queues {nq}, vCPUs {smp}); the numbers measure another device"))
+                               f"= min(num-queues {nq}, vCPUs {smp}); the numbers measure another device",
+                               "queues-seen", f"{'/'.join(map(str, seen_q))} of {expected}"))
         elif nq > smp:
             out.append(Finding(name, "info", f"num-queues {nq} > vCPUs {smp}: the guest driver uses "
-                                             f"{smp}, {nq - smp} queue(s) stay idle"))
+                                             f"{smp}, {nq - smp} queue(s) stay idle",
+                               "idle-queues", f"{nq - smp} idle"))
     if smp is not None:
         bad = [c for c in seen_c if c != smp]
         if bad:
             out.append(Finding(name, "warning", f"guest saw {'/'.join(map(str, seen_c))} CPU(s) online, "
-                                                f"asked for {smp}"))
+                                                f"asked for {smp}", "cpus-seen",
+                               f"{'/'.join(map(str, seen_c))} of {smp}"))
     return out
 
 
-def _versions(name: str, g) -> list[Finding]:
+def _versions(f: RowFacts) -> list[Finding]:
     out = []
     for col, what in VERSION_COLUMNS:
-        s = _col(g, col)
-        if s is None:
-            continue
-        vals = s[s.map(_known)].astype(str)
-        counts = vals.value_counts()
+        counts = f.distinct.get(col, {})
         if len(counts) > 1:
-            parts = ", ".join(f"{v} ({n})" for v, n in counts.items())
-            out.append(Finding(name, "warning", f"mixed {what} under one name: {parts}; "
-                                                "split the runs or re-run on one build"))
+            parts = ", ".join(f"{v} ({n})" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            out.append(Finding(f.name, "warning", f"mixed {what} under one name: {parts}; "
+                                                  "split the runs or re-run on one build", "mixed", what))
     return out
 
 
-def _iops(g) -> np.ndarray:
-    x = g["iops"].astype(float).to_numpy()
-    return x[np.isfinite(x)]
-
-
-def _spread(name: str, g) -> list[Finding]:
+def _spread(f: RowFacts) -> list[Finding]:
     from perfsuite.analysis.stats import error_pct
 
-    x = _iops(g)
+    x, name = f.iops, f.name
     if x.size < 2:
-        return [Finding(name, "info", f"{x.size} run: spread unknown; run it again to get an error")]
+        return [Finding(name, "info", f"{x.size} run: spread unknown; run it again to get an error",
+                        "single-run")]
     err = error_pct(x, "range")
     if math.isfinite(err) and err > SPREAD_LIMIT_PCT:
         # "IOPS" and "half-range": the table beside it may show another --metric or --error
         return [Finding(name, "warning", f"IOPS spread ±{err:.1f}% (half-range) over {x.size} runs "
                                          f"(> {SPREAD_LIMIT_PCT:g}%) "
-                                         "is too high to trust; re-run (pin vCPUs, quiet host)")]
+                                         "is too high to trust; re-run (pin vCPUs, quiet host)",
+                         "spread", f"±{err:.1f}%")]
     return []
 
 
-def _little(name: str, g) -> list[Finding]:
-    cols = ("iops", "lat_mean_us", "numjobs", "iodepth")
-    if any(c not in g.columns for c in cols):
-        return []
-    sub = g[list(cols)].apply(lambda s: s.astype("float64"))
-    sub = sub[np.isfinite(sub.to_numpy()).all(axis=1) & (sub["lat_mean_us"] > 0)]
-    if sub.empty:
-        return []
-    inflight = float((sub["iops"] * sub["lat_mean_us"] * 1e-6).mean())
-    cap = float((sub["numjobs"] * sub["iodepth"]).max())
-    if cap <= 0:
+def _little(f: RowFacts) -> list[Finding]:
+    inflight, cap, name = f.inflight, f.cap, f.name
+    if inflight is None or cap is None or cap <= 0:
         return []
     if inflight > cap * (1 + LITTLE_TOLERANCE):
         return [Finding(name, "warning",
                         f"broken measurement: IOPS x mean latency = {inflight:.1f} I/Os in flight, "
-                        f"more than numjobs x iodepth = {cap:g} allows (Little's law)")]
+                        f"more than numjobs x iodepth = {cap:g} allows (Little's law)",
+                        "little-broken", f"{inflight:.1f} > {cap:g}")]
     if cap >= 2 and inflight < cap * LITTLE_FLOOR:
         return [Finding(name, "info",
                         f"guest or fio is the bottleneck: only {inflight:.1f} of {cap:g} I/Os in flight "
-                        "on average (IOPS x mean latency), the device is not kept busy")]
+                        "on average (IOPS x mean latency), the device is not kept busy",
+                        "little-bottleneck", f"{inflight:.1f} of {cap:g}")]
     return []
+
+
+def _iops(g) -> np.ndarray:
+    x = g["iops"].astype(float).to_numpy()
+    return x[np.isfinite(x)]
 
 
 def _band(frame, groups, model) -> list[Finding]:
@@ -239,40 +330,41 @@ def _band(frame, groups, model) -> list[Finding]:
             side = "above" if mean > hi else "below"
             out.append(Finding(name, "warning",
                                f"mean {_fmt(mean)} IOPS is {side} the model's plausible band "
-                               f"[{_fmt(lo)}, {_fmt(hi)}] (expected {_fmt(pred)}, {how})"))
+                               f"[{_fmt(lo)}, {_fmt(hi)}] (expected {_fmt(pred)}, {how})",
+                               "band", f"{mean / pred:.2f}x expected"))
     return out
 
 
-def _mq_gain(groups) -> list[Finding]:
+def _mq_gain(facts: dict[str, RowFacts]) -> list[Finding]:
     from perfsuite.model.perf import mq_gain_bound
-
-    def key(g):
-        return tuple(str(_first(g, k)) for k in keys if k in g.columns)
 
     keys = pair_keys()
 
+    def key(f: RowFacts):
+        return tuple(str(f.first.get(k)) for k in keys if k in f.first)
+
     single = {}
-    for name, g in groups.items():
-        if _int(_first(g, "num_queues")) == 1:
-            single.setdefault(key(g), (name, g))
+    for name, f in facts.items():
+        if _int(f.first.get("num_queues")) == 1:
+            single.setdefault(key(f), f)
     out = []
-    for name, g in groups.items():
-        nq, smp = _int(_first(g, "num_queues")), _int(_first(g, "smp"))
-        if nq is None or smp is None or nq <= 1 or key(g) not in single:
+    for name, f in facts.items():
+        nq, smp = _int(f.first.get("num_queues")), _int(f.first.get("smp"))
+        if nq is None or smp is None or nq <= 1 or key(f) not in single:
             continue
-        base_name, base = single[key(g)]
-        a, b = _iops(g), _iops(base)
+        base = single[key(f)]
+        a, b = f.iops, base.iops
         if a.size == 0 or b.size == 0 or b.mean() <= 0:
             continue
         gain = a.mean() / b.mean()
-        jobs = _int(_first(g, "numjobs"))
+        jobs = _int(f.first.get("numjobs"))
         bound = mq_gain_bound(smp, nq, jobs)
         # Noise of the ratio: relative SEMs of both means added in quadrature, x2.
         rel = [x.std(ddof=1) / x.mean() / math.sqrt(x.size) if x.size > 1 else 0.0 for x in (a, b)]
         tol = max(MIN_GAIN_TOLERANCE, 2 * math.hypot(*rel))
         if gain > bound * (1 + tol):
             out.append(Finding(name, "warning",
-                               f"multiqueue gain {gain:.2f}x over {base_name} exceeds its bound "
+                               f"multiqueue gain {gain:.2f}x over {base.name} exceeds its bound "
                                f"{bound:g}x = min(num-queues {nq}, vCPUs {smp}, jobs {jobs or smp}); "
-                               "one of the two rows is wrong"))
+                               "one of the two rows is wrong", "mq-gain", f"{gain:.2f}x > {bound:g}x"))
     return out

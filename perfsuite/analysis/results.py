@@ -41,6 +41,7 @@ META_PATHS = {
     "status": ("status",),
     "host": ("host", "hostname"),
     "host_cpu": ("host", "cpu_model"),
+    "host_cpus": ("host", "cpus"),
     "boot": ("boot",),
     "started": ("started",),
     "finished": ("finished",),

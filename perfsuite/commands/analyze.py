@@ -6,15 +6,14 @@ only imported by perfsuite.analysis.stats for --error ci95.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 
 import click
 
-from perfsuite.errors import BadInput, fail as _fail, fail_unexpected
-
 from perfsuite.analysis.stats import ERROR_HELP, ERROR_KINDS
+from perfsuite.commands.base import command
+from perfsuite.errors import BadInput
 
 _METRICS = ("iops", "read-iops", "write-iops", "disk-read-ios")
 _FORMATS = ("table", "csv", "json", "markdown")
@@ -24,11 +23,11 @@ _EPILOG = "\b\nError statistics (--error), over the runs of one name:\n" + "\n".
     "  ./analyze.py runs/ --error ci95 --runs\n  ./analyze.py runs/ --metric disk-read-ios --filter 'v4-*'\n" \
     "  ./analyze.py runs/ --format csv > summary.csv" \
     "\n\n\b\nExit status: 0 table printed (skipped files are warnings), 2 bad input (no such directory,\n" \
-    "no results, --filter matching nothing, a malformed file with --strict), 1 unexpected error."
+    "no results, --filter matching nothing, a malformed file with --strict, an unexpected error)."
 
 
-@click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("runs_dir", metavar="RUNS_DIR")
+@command(epilog=_EPILOG)
+@click.argument("runs_dir", metavar="RUNS_DIR", default="runs", required=False)
 @click.option("--metric", type=click.Choice(_METRICS), default="iops", show_default=True,
               help="The number per run: total IOPS (read+write+trim over all fio jobs), read or "
                    "write IOPS, or disk-read-ios = the guest disk's completed reads (fio disk_util), "
@@ -42,32 +41,32 @@ _EPILOG = "\b\nError statistics (--error), over the runs of one name:\n" + "\n".
               help="Only run names matching this shell pattern (repeatable), e.g. 'v4-smp-4-*'.")
 @click.option("--strict", is_flag=True, help="Fail on the first malformed file instead of skipping it with a warning.")
 @click.option("--check/--no-check", default=True, show_default=True,
-              help="Run the plausibility checks (reference model) and print their warnings on stderr.")
+              help="Run the plausibility checks and print their warnings on stderr.")
+@click.option("--model", "model_band", is_flag=True,
+              help="Also hold every row against the reference model fitted to these runs "
+                   "(the 'plausible band' check; costs a model fit, about a second per ten "
+                   "configurations).")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Name every row in a condensed warning (many rows with one finding are one line).")
 def analyze(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
-            filters: tuple[str, ...], strict: bool, check: bool) -> None:
-    """Print the mean and error of each run name under RUNS_DIR (runs/<NAME>/<N>.json).
+            filters: tuple[str, ...], strict: bool, check: bool, model_band: bool,
+            verbose: bool) -> None:
+    """Print the mean and error of each run name under RUNS_DIR (default runs/; runs/<NAME>/<N>.json).
 
     Every *.json in runs/<NAME>/ except *.meta.json is one repetition (fio
     --output-format=json or json+, fio 2.x or 3.x). Rows are sorted by name; warnings go
     to stderr, the table to stdout.
     """
     try:
-        status = _run(runs_dir, metric, error_kind, fmt, show_n, filters, strict, check)
-    except BadInput as exc:
-        _fail(str(exc), 2)
+        _run(runs_dir, metric, error_kind, fmt, show_n, filters, strict,
+             check and (model_band, verbose))
     except BrokenPipeError:
         # `./analyze.py runs/ | head`: the reader left; not an error worth a traceback
         _quiet_stdout()
-        status = 0
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback for bad data
-        fail_unexpected(exc, 1)
-    sys.exit(status)
 
 
 def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
-         filters: tuple[str, ...], strict: bool, check: bool) -> int:
+         filters: tuple[str, ...], strict: bool, check: tuple[bool, bool] | bool) -> None:
     from perfsuite.report.table import render
     from perfsuite.analysis.results import ResultsError, load_runs
     from perfsuite.analysis.summary import METRICS, missing_metric, summarize
@@ -97,27 +96,21 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
         sys.stdout.write(text.replace("±", "+-").encode("ascii", "replace").decode("ascii"))
     sys.stdout.flush()
     if check:
-        _run_checks(frame)
-    return 0
+        _run_checks(frame, *check)
 
 
-def _run_checks(frame) -> None:
-    # The checks module (reference model) comes from another part of perfsuite; without it
-    # there is simply nothing to check yet.
+def _run_checks(frame, model_band: bool, verbose: bool) -> None:
+    from perfsuite.analysis.checks import check_runs, condense
+
     try:
-        if importlib.util.find_spec("perfsuite.analysis.checks") is None:
-            return
-    except (ImportError, ValueError):
-        return
-    try:
-        from perfsuite.analysis.checks import check_runs
-
-        items = check_runs(frame)
+        items = check_runs(frame, band=model_band)
     except Exception as exc:  # noqa: BLE001 - a broken check must not hide the table
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
         _warn(f"checks could not run: {type(exc).__name__}: {exc}")
         return
-    for item in items or ():
-        _warn(str(item))
+    for line in condense(items, max_names=None if verbose else 8):
+        click.echo(line, err=True)
 
 
 def _warn(msg: str) -> None:

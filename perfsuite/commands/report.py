@@ -220,7 +220,7 @@ def _findings(frame) -> list:
     from perfsuite.analysis.checks import check_runs
 
     try:
-        return list(check_runs(frame) or ())
+        return list(check_runs(frame, band=True) or ())
     except Exception as exc:  # noqa: BLE001 - a broken check must not cost the reader the report
         if os.environ.get("PERFSUITE_DEBUG"):
             raise

@@ -136,20 +136,6 @@ def _int(v) -> int | None:
         return None
 
 
-def host_cpus_of(path: str) -> int | None:
-    """host.cpus from the meta file next to one fio result (the frame has no such column)."""
-    import orjson
-
-    meta = path[:-5] + ".meta.json" if path.endswith(".json") else None
-    if not meta or not os.path.exists(meta):
-        return None
-    try:
-        with open(meta, "rb") as f:
-            return _int((orjson.loads(f.read()).get("host") or {}).get("cpus"))
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def config_of(group, host_cpus: int | None = None) -> tuple[PerfConfig | None, str]:
     """The PerfConfig of one run name's rows, or None and why not."""
     first = group.iloc[0]
@@ -159,9 +145,7 @@ def config_of(group, host_cpus: int | None = None) -> tuple[PerfConfig | None, s
         return None, "no meta.json with smp and num_queues"
     dp = _bool(first.get("dataplane"))
     accel = first.get("accel") if isinstance(first.get("accel"), str) else "kvm"
-    hc = host_cpus
-    if hc is None and "path" in group:
-        hc = host_cpus_of(str(first["path"]))
+    hc = host_cpus if host_cpus is not None else _int(first.get("host_cpus"))
     try:
         cfg = PerfConfig(
             smp=smp, num_queues=nq, dataplane=bool(dp), accel=accel,
