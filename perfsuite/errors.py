@@ -34,11 +34,28 @@ class BadInput(PerfsuiteError):
     """Something the user can fix (a bad option, file or matrix): exit status 2."""
 
 
+def os_error_text(e: OSError) -> str:
+    """`PATH: reason` with an absolute path ("[Errno 17] File exists: 'x'" -> "/abs/x: a file,
+    not a directory")."""
+    why = ("a file, not a directory" if isinstance(e, FileExistsError) and os.path.isfile(e.filename or "")
+           else e.strerror)
+    if e.filename and why:
+        return f"{os.path.abspath(os.fsdecode(e.filename))}: {why}"
+    return str(e) or type(e).__name__
+
+
 def report_error(exc: BaseException, prefix: str | None = None) -> int:
-    """Print `exc` as one line (or its traceback under PERFSUITE_DEBUG); return the exit code."""
+    """Print `exc` as one line (or its traceback under PERFSUITE_DEBUG); return the exit code.
+
+    A `PerfsuiteError` is the user's to fix; an OSError is the environment's (a full disk, a
+    permission, a path that is a file): both are one line, exit 2. Anything else is a bug.
+    """
     if isinstance(exc, PerfsuiteError):
         click.echo(f"{prefix or exc.prefix}: {exc}", err=True)
         return exc.exit_code
+    if isinstance(exc, OSError) and not os.environ.get("PERFSUITE_DEBUG"):
+        click.echo(f"{prefix or 'error'}: {os_error_text(exc)}", err=True)
+        return EXIT_ERROR
     if os.environ.get("PERFSUITE_DEBUG"):
         raise exc
     click.echo(f"{prefix or 'error'}: unexpected {type(exc).__name__}: {exc} "

@@ -164,8 +164,10 @@ def test_real_fio_files_parse_into_checkable_frames(data_dir, tmp_path):
     for i, f in enumerate(sorted((data_dir / "fio").glob("fio3-*.json"))[:3], start=1):
         (tmp_path / "x").mkdir(exist_ok=True)
         shutil.copy(f, tmp_path / "x" / f"{i}.json")
-    frame = load_runs(tmp_path).frame
-    assert all(isinstance(f, Finding) for f in check_runs(frame))
+    frame = load_runs(tmp_path).frame  # the enospc run is excluded (fio reported an error)
+    found = check_runs(frame)
+    assert [(f.name, f.kind) for f in found] == [("x", "spread"), ("re-run", "")]
+    assert "over 2 runs" in found[0].message
 
 
 def test_many_rows_with_one_finding_are_one_line_naming_them(clean):

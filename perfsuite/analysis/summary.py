@@ -21,12 +21,6 @@ METRICS = {
     "write-iops": ("write_iops", "Write IOPS"),
     "disk-read-ios": ("disk_read_ios", "IOPS"),
 }
-METRIC_HELP = {
-    "iops": "total IOPS: read+write+trim iops summed over all fio jobs (default)",
-    "read-iops": "read iops summed over all fio jobs",
-    "write-iops": "write iops summed over all fio jobs",
-    "disk-read-ios": "the guest disk's completed reads, fio disk_util read_ios (what the seed's script printed as 'IOPS')",
-}
 SUMMARY_COLUMNS = ("name", "mean", "error_pct", "n")
 def _config_columns() -> tuple[str, ...]:
     """Columns constant within a name that the summary carries: the registry's identity

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from perfsuite.commands.base import parse_threshold
-from perfsuite.errors import BadInput, fail, fail_unexpected
+from perfsuite.commands.base import command, parse_threshold
+from perfsuite.errors import BadInput
 
 _PREFIX = "perfsuite compare: error"
 
@@ -50,7 +50,7 @@ def load_side(path: str, label: str | None, side: str):
     return frame
 
 
-@click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@command(epilog=_EPILOG, error_prefix=_PREFIX)
 @click.argument("baseline", metavar="BASELINE")
 @click.argument("candidate", metavar="[CANDIDATE]", required=False)
 @click.option("--label", "labels", multiple=True, metavar="LABEL",
@@ -70,15 +70,7 @@ def load_side(path: str, label: str | None, side: str):
 def compare(baseline: str, candidate: str | None, labels: tuple[str, ...], threshold: str, test: str,
             correction: str, alpha: float, metric: str, fmt: str, output: str | None) -> None:
     """Compare BASELINE and CANDIDATE runs directories configuration by configuration."""
-    try:
-        status = _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output)
-    except BadInput as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except Exception as exc:  # noqa: BLE001 - the promise: never a traceback
-        fail_unexpected(exc, 2, _PREFIX)
-    sys.exit(status)
+    sys.exit(_run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output))
 
 
 def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output) -> int:
@@ -109,10 +101,7 @@ def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric
     if output:
         from perfsuite.fsutil import atomic_write_text
 
-        try:
-            atomic_write_text(output, text)
-        except OSError as exc:
-            raise BadInput(f"cannot write {output}: {exc.strerror or exc}") from None
+        atomic_write_text(output, text)  # an OSError is one line through the envelope
     else:
         click.echo(text, nl=False)
     for w in result.warnings:
@@ -128,6 +117,3 @@ def _same_dir(a: str, b: str) -> bool:
     except OSError:  # a missing side is reported by load_side
         return False
 
-
-def _fail(msg: str, code: int = 2) -> None:
-    fail(msg, code, _PREFIX)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from perfsuite.commands.base import group
+
 
 def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB" if path.exists() else "missing"
@@ -22,7 +24,7 @@ def _show(img) -> None:
     click.echo(f"fio        {img.fio_version} ({img.fio_mode})")
 
 
-@click.group()
+@group()
 def image() -> None:
     """Build or inspect the cached guest image (kernel + initramfs running fio)."""
 
@@ -44,12 +46,9 @@ def build(kernel: str | None, modules: str | None, fio_mode: str | None, no_pvh:
     from perfsuite.guest.image import DEFAULT_FIO_MODE
     from perfsuite.guest.kernel import KernelError
     from perfsuite.guest.modules import ModuleError
-    try:
-        img = ensure_image(kernel=kernel, modules=modules, force=force,
-                           fio_mode=fio_mode or DEFAULT_FIO_MODE, pvh=not no_pvh,
-                           log=lambda m: click.echo(m, err=True))
-    except (ImageError, KernelError, ModuleError, OSError) as e:
-        raise click.ClickException(str(e)) from None
+    img = ensure_image(kernel=kernel, modules=modules, force=force,
+                       fio_mode=fio_mode or DEFAULT_FIO_MODE, pvh=not no_pvh,
+                       log=lambda m: click.echo(m, err=True))
     _show(img)
 
 

@@ -4,39 +4,20 @@
     perfsuite model fit runs/ [--save params.json]
     perfsuite model simulate jobs/matrix.toml -o /tmp/sim --repeat 5 --cv 0.05 --seed 1
 
-Errors are one line on stderr and exit status 2, never a traceback.
+Errors are one line on stderr and exit status 2 (perfsuite.commands.base's envelope).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 
 import click
 
-from perfsuite.errors import fail as _fail
+from perfsuite.commands.base import group
+from perfsuite.errors import BadInput
 
 ACCELS = ("kvm", "tcg")
-
-
-def _guard(fn):
-    """Turn every expected failure into one line + exit 2 (click's own usage errors stay)."""
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except OSError as e:  # "[Errno 17] File exists: 'x'" -> "x: a file, not a directory"
-            why = ("a file, not a directory" if isinstance(e, FileExistsError) and os.path.isfile(e.filename or "")
-                   else e.strerror)
-            _fail(f"{e.filename}: {why}" if e.filename and why else str(e) or type(e).__name__)
-        except (ValueError, KeyError, TypeError) as e:
-            _fail(str(e) or type(e).__name__)
-        except Exception as e:  # noqa: BLE001 - e.g. ResultsError, ConfigError
-            _fail(f"{type(e).__name__}: {e}" if type(e).__module__.startswith("builtins") else str(e))
-    return wrapper
 
 
 def _load_params(path: str | None):
@@ -52,17 +33,17 @@ def _load_params(path: str | None):
         with open(path, "rb") as f:
             doc = orjson.loads(f.read())
     except OSError as e:
-        raise ValueError(f"cannot read {path}: {e.strerror}") from None
+        raise BadInput(f"cannot read {path}: {e.strerror}") from None
     except orjson.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e})") from None
+        raise BadInput(f"{path}: not JSON ({e})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("params"), dict):
-        raise ValueError(f"{path}: not a parameter file written by `perfsuite model fit --save`")
+        raise BadInput(f"{path}: not a parameter file written by `perfsuite model fit --save`")
     for accel, p in doc["params"].items():
         if not isinstance(p, dict) or set(p) != set(PARAM_NAMES):
-            raise ValueError(f"{path}: parameters for {accel!r} must be exactly {', '.join(PARAM_NAMES)}")
+            raise BadInput(f"{path}: parameters for {accel!r} must be exactly {', '.join(PARAM_NAMES)}")
         vals = {k: float(v) for k, v in p.items()}
         if not all(math.isfinite(v) and v > 0 for v in vals.values()):
-            raise ValueError(f"{path}: parameters for {accel!r} must be positive numbers")
+            raise BadInput(f"{path}: parameters for {accel!r} must be positive numbers")
         model.params[accel] = Params(**vals)
         model.fitted[accel] = True
     for accel, s in (doc.get("sigma") or {}).items():
@@ -72,7 +53,7 @@ def _load_params(path: str | None):
     return model
 
 
-@click.group()
+@group()
 def model() -> None:
     """Reference virtio-blk model: predict IOPS, fit it to runs, write synthetic runs."""
 
@@ -93,16 +74,18 @@ def model() -> None:
               help="Host CPUs the threads share [default: unlimited].")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
               help="Fitted parameters from `model fit --save`.")
-@_guard
 def predict(smp, num_queues, dataplane, iodepth, numjobs, accel, iothreads, vq_mapping, host_cpus,
             params_file) -> None:
     """Expected IOPS of one configuration (the number alone on the last line)."""
     from perfsuite.model.perf import PerfConfig, predict as run
 
     m = _load_params(params_file)
-    cfg = PerfConfig(smp=smp, num_queues=num_queues or smp, dataplane=dataplane, numjobs=numjobs,
-                     iodepth=iodepth, accel=accel, iothreads=iothreads, vq_mapping=vq_mapping,
-                     host_cpus=host_cpus)
+    try:
+        cfg = PerfConfig(smp=smp, num_queues=num_queues or smp, dataplane=dataplane, numjobs=numjobs,
+                         iodepth=iodepth, accel=accel, iothreads=iothreads, vq_mapping=vq_mapping,
+                         host_cpus=host_cpus)
+    except ValueError as e:  # the model refuses the configuration: the user's to fix
+        raise BadInput(str(e)) from None
     p = run(cfg, m.params_for(accel))
     src = "fitted" if m.fitted.get(accel) else "default"
     click.echo(f"config: smp={smp} num-queues={cfg.num_queues} (guest uses {p.queues_used}) "
@@ -119,7 +102,6 @@ def predict(smp, num_queues, dataplane, iodepth, numjobs, accel, iothreads, vq_m
               help="Host CPUs [default: host.cpus of each run's meta.json, else unlimited].")
 @click.option("--save", type=click.Path(dir_okay=False), default=None,
               help="Write the fitted parameters (JSON) for `predict --params`.")
-@_guard
 def fit(runs_dir, host_cpus, save) -> None:
     """Fit the model's stage costs to RUNS_DIR; print predicted vs measured per config."""
     from perfsuite.model.fit import MIN_CROSS_CONFIGS, cross_validate, fit_frame
@@ -132,7 +114,7 @@ def fit(runs_dir, host_cpus, save) -> None:
     for n in res.notes:
         click.echo(f"note: {n}", err=True)
     if not res.rows:
-        _fail(f"no run in {runs_dir} has the meta.json (smp, num_queues) the model needs")
+        raise BadInput(f"no run in {runs_dir} has the meta.json (smp, num_queues) the model needs")
     # Out-of-sample: each configuration predicted by a fit on the others (the
     # in-sample error of 9 parameters on a handful of configurations flatters).
     held, _ = cross_validate([r.row for r in res.rows])
@@ -186,7 +168,6 @@ def fit(runs_dir, host_cpus, save) -> None:
 @click.option("--label", default=None, help="Label (first part of every run name).")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
               help="Fitted parameters from `model fit --save` (the truth to draw around).")
-@_guard
 def simulate(matrix, out_dir, repeat, cv, seed, accel, host_cpus, label, params_file) -> None:
     """Write synthetic runs for MATRIX (a jobs/*.toml file, or `seed` for the built-in seed matrix)."""
     from perfsuite.model import simulate as sim
@@ -195,10 +176,8 @@ def simulate(matrix, out_dir, repeat, cv, seed, accel, host_cpus, label, params_
     if matrix == "seed":
         configs = sim.seed_matrix(label or "v4")
     else:
-        try:
-            from perfsuite.matrix.config import load_matrix, validate
-        except ImportError:
-            _fail("perfsuite.matrix.config is not available; use MATRIX=seed for the built-in seed matrix")
+        from perfsuite.matrix.config import load_matrix, validate
+
         loaded = load_matrix(matrix, overrides={"label": label})
         # the runner's own checks (smp = true, queue_size 3, ...); no QEMU or files needed
         validate(loaded, check_files=False)

@@ -7,7 +7,6 @@ Everything between is perfsuite.report.html (context) and perfsuite.report.plots
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import re
@@ -16,12 +15,13 @@ from pathlib import Path
 
 import click
 
-from perfsuite.errors import BadInput, fail as _fail, fail_unexpected
+from perfsuite.commands.base import command
+from perfsuite.errors import BadInput
 
 LOG_TAIL_LINES = 40
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@command()
 @click.argument("runs_dirs", metavar="RUNS_DIR [MORE_RUNS_DIRS]...", nargs=-1)
 @click.option("-o", "--output", "out", metavar="DIR",
               help="Report directory; index.html is written inside (created if missing). Required.")
@@ -43,18 +43,11 @@ def report(runs_dirs: tuple[str, ...], out: str, baseline: str | None, candidate
     """
     # Checked here rather than by click, whose usage errors take three lines.
     if not runs_dirs:
-        _fail("give at least one RUNS_DIR (e.g. perfsuite report runs/ -o reports/example/)", 2)
+        raise BadInput("give at least one RUNS_DIR (e.g. perfsuite report runs/ -o reports/example/)")
     if not out:
-        _fail("give the report directory with -o DIR (e.g. -o reports/example/)", 2)
+        raise BadInput("give the report directory with -o DIR (e.g. -o reports/example/)")
     t0 = time.perf_counter()
-    try:
-        path, ctx = _build([Path(d) for d in runs_dirs], Path(out), baseline, candidate, history_db, check)
-    except BadInput as exc:
-        _fail(str(exc), 2)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except Exception as exc:  # noqa: BLE001 - the promise is: one line, never a traceback
-        fail_unexpected(exc, 2)
+    path, ctx = _build([Path(d) for d in runs_dirs], Path(out), baseline, candidate, history_db, check)
     nc, nr = ctx["n_configs"], ctx["n_runs"]
     click.echo(f"{path}  ({nc} configuration{'s' * (nc != 1)}, {nr} run{'s' * (nr != 1)}; "
                f"built in {time.perf_counter() - t0:.2f} s)")
@@ -210,13 +203,10 @@ def _job_from_fio(path: Path) -> dict[str, str] | None:
 
 
 # ---------------------------------------------------------------- adapters
-# The compare, history and checks modules belong to other parts of perfsuite; these
-# functions turn their values into the plain dicts perfsuite.report.html expects, so the
-# page does not depend on their internals.
+# These functions turn the values of the analysis and nightly rooms into the plain dicts
+# perfsuite.report.html expects, so the page does not depend on their internals.
 
 def _findings(frame) -> list:
-    if importlib.util.find_spec("perfsuite.analysis.checks") is None:
-        return []
     from perfsuite.analysis.checks import check_runs
 
     try:

@@ -226,10 +226,6 @@ def mq_gain_bound(smp: int, num_queues: int, numjobs: int | None = None) -> floa
     return float(max(1, min(num_queues, smp, jobs)))
 
 
-def with_params(base: Params, **changes: float) -> Params:
-    return replace(base, **changes)
-
-
 def params_from_vector(theta) -> Params:
     """Params from log-values in PARAM_NAMES order (the fit works in log space)."""
     return Params(**{k: math.exp(v) for k, v in zip(PARAM_NAMES, theta)})
