@@ -72,7 +72,10 @@ def plan_sh(plan: GuestPlan) -> str:
 def write_plan(workdir: str | os.PathLike, plan: GuestPlan) -> None:
     """Write W/plan.json and W/plan.sh (atomically; plan.sh last, it is what the guest reads)."""
     w = Path(workdir)
-    atomic_write_json(w / "plan.json", dataclasses.asdict(plan))
+    data = dataclasses.asdict(plan)
+    if not data["mode_script"]:  # the normal path's plan.json stays as the contract has it
+        del data["mode_script"]
+    atomic_write_json(w / "plan.json", data)
     atomic_write_text(w / "plan.sh", plan_sh(plan))
 
 

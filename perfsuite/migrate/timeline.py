@@ -59,7 +59,7 @@ class Dip:
 
 
 def dip(timeline: Sequence[tuple[int, float]], start_ms: float, end_ms: float, *,
-        baseline_ms: float = 2000, tolerance: float = 0.05, smooth: int = 5,
+        baseline_ms: float = 5000, tolerance: float = 0.05, smooth: int = 10,
         baseline_from_ms: float | None = None) -> Dip:
     """The dip of a migration that ran from `start_ms` to `end_ms` (timeline clock).
 
