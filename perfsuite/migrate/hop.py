@@ -79,26 +79,26 @@ def migrate(src: Any, dst: Any, uri: str, index: int, *, clock: Callable[[], flo
         return res
     deadline = time.monotonic() + converge_timeout
     info: dict[str, Any] = {}
-    cancelled = False
+    last_ram: dict[str, Any] = {}   # a cancelled migration's answer has no ram figures
+    why: str | None = None
     while True:
         info = src.cmd("query-migrate")
         status = info.get("status")
+        last_ram = info.get("ram") or last_ram
         if status in FINAL:
             break
-        if not cancelled and time.monotonic() > deadline:
+        if why is None and time.monotonic() > deadline:
+            why = f"did not converge within {converge_timeout:g} s"
+        elif why is None and dst.poll() is not None:
+            why = "the destination QEMU exited"  # stop sending to nobody
+        if why is not None and info.get("status") != "cancelling":
             src.cmd("migrate_cancel")
-            cancelled = True
-        if dst.poll() is not None and not cancelled:
-            src.cmd("migrate_cancel")  # the destination died: stop sending
-            cancelled = True
         time.sleep(POLL_S)
     res.ended_s = clock()
-    res.__dict__.update(stats_from_query(info))
+    res.__dict__.update(stats_from_query(dict(info, ram=info.get("ram") or last_ram)))
     res.outcome = status
     if status == "cancelled":
-        why = (f"did not converge within {converge_timeout:g} s" if dst.poll() is None
-               else "the destination QEMU exited")
-        res.error = (f"migration {index} cancelled: {why} (transferred "
+        res.error = (f"migration {index} cancelled: {why or 'by someone else'} (transferred "
                      f"{res.transferred_bytes} bytes, {res.ram.get('remaining')} remaining); "
                      "the guest kept running on the source")
     elif status == "failed":
