@@ -199,3 +199,27 @@ def test_a_job_that_does_not_verify_is_refused(tmp_path):
     (tmp_path / "m.toml").write_text('[[config]]\nfio_job = "j.fio"\nruntime = 10\n')
     p = _cli(str(tmp_path / "m.toml"), "--runs-dir", str(tmp_path / "runs"))
     assert p.returncode == 2 and "must verify its data" in p.stderr
+
+
+# --- the analyzer's migration columns ------------------------------------------------------
+
+def test_analyzer_columns_come_from_the_migration_summary(tmp_path):
+    import orjson
+    import pandas as pd
+    from perfsuite.analysis.results import load_runs
+    seed = REPO / "examples" / "seed-qemu-7.2" / "qemu-7.2-smp-1-dataplane"
+    for name, with_mig in (("mig", True), ("plain", False)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "1.json").write_bytes((seed / "1.json").read_bytes())
+        m = orjson.loads((seed / "1.meta.json").read_bytes())
+        if with_mig:
+            hops = [HopResult(1, "completed", started_s=2.0, ended_s=3.0, total_time_ms=800,
+                              downtime_ms=40, setup_time_ms=2, transferred_bytes=5000)]
+            m["migration"] = store.migration_record(hops, _flat(1000, 0, 8000), [2], 1, {}, 0, {})
+        (d / "1.meta.json").write_bytes(orjson.dumps(m))
+    f = load_runs(tmp_path).frame.set_index("name")
+    assert f.loc["mig", "mig_downtime_ms"] == 40 and f.loc["mig", "mig_bytes"] == 5000
+    assert f.loc["mig", "mig_total_time_ms"] == 800 and f.loc["mig", "mig_completed"] == 1
+    assert f.loc["mig", "mig_dip_depth"] == 0 and f.loc["mig", "mig_dip_recover_ms"] == 0
+    assert pd.isna(f.loc["plain", "mig_downtime_ms"])

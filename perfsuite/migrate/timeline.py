@@ -60,7 +60,7 @@ class Dip:
 
 def dip(timeline: Sequence[tuple[int, float]], start_ms: float, end_ms: float, *,
         baseline_ms: float = 5000, tolerance: float = 0.05, smooth: int = 10,
-        baseline_from_ms: float | None = None) -> Dip:
+        baseline_from_ms: float | None = None, bin_ms: int = 100) -> Dip:
     """The dip of a migration that ran from `start_ms` to `end_ms` (timeline clock).
 
     `baseline_from_ms` keeps the baseline window after an earlier migration's recovery.
@@ -75,7 +75,7 @@ def dip(timeline: Sequence[tuple[int, float]], start_ms: float, end_ms: float, *
     after = [(t, v) for t, v in timeline if t >= start_ms]
     rec_t = None
     for i, (t, _) in enumerate(after):
-        if t < end_ms:
+        if t + bin_ms <= end_ms:  # the bin holding the switch-over counts
             continue
         window = [v for _, v in after[i:i + smooth]]
         if len(window) == smooth and sum(window) / smooth >= (1 - tolerance) * base:
@@ -85,7 +85,7 @@ def dip(timeline: Sequence[tuple[int, float]], start_ms: float, end_ms: float, *
     trough = min(span) if span else None
     depth = None if trough is None else max(0.0, 1 - trough / base)
     return Dip(base, trough, depth, rec_t is not None,
-               None if rec_t is None else max(0.0, rec_t - end_ms))
+               None if rec_t is None else max(0.0, float(rec_t - end_ms)))
 
 
 def to_fio_clock(host_ms: float, downtimes_before_ms: Iterable[float]) -> float:
