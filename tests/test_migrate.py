@@ -223,3 +223,24 @@ def test_analyzer_columns_come_from_the_migration_summary(tmp_path):
     assert f.loc["mig", "mig_total_time_ms"] == 800 and f.loc["mig", "mig_completed"] == 1
     assert f.loc["mig", "mig_dip_depth"] == 0 and f.loc["mig", "mig_dip_recover_ms"] == 0
     assert pd.isna(f.loc["plain", "mig_downtime_ms"])
+
+
+def test_report_plots_the_timeline_with_the_migration_marked(tmp_path):
+    import orjson
+    seed = REPO / "examples" / "seed-qemu-7.2" / "qemu-7.2-smp-1-dataplane"
+    d = tmp_path / "runs" / "it-smp-1-dataplane"
+    d.mkdir(parents=True)
+    (d / "1.json").write_bytes((seed / "1.json").read_bytes())
+    m = orjson.loads((seed / "1.meta.json").read_bytes())
+    tline = _flat(1000, 0, 3000) + _flat(200, 3000, 3500) + _flat(1000, 3500, 8000)
+    hops = [HopResult(1, "completed", started_s=3.0, ended_s=3.6, downtime_ms=80)]
+    m["migration"] = store.migration_record(hops, tline, [3], 1, {}, 0, {})
+    m["migration"]["timeline"]["file"] = "1.iops.csv"
+    (d / "1.iops.csv").write_text(tl.timeline_csv(tline))
+    (d / "1.meta.json").write_bytes(orjson.dumps(m))
+    p = subprocess.run([sys.executable, "-m", "perfsuite.cli", "report", str(tmp_path / "runs"),
+                        "-o", str(tmp_path / "rep")], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    page = (tmp_path / "rep" / "index.html").read_text()
+    section = page[page.index('<section id="migration">'):]
+    assert "data:image/png;base64," in section.split("</section>")[0]
