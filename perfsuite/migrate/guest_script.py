@@ -12,11 +12,8 @@ the only signals the host gets while W is unmounted.
 Uses the init script's helpers: say, die, mark, run_fio, $W, $REPETITIONS.
 """
 
-MARK_UNMOUNTED = "migrate: work dir unmounted"
+# the console line the host waits for before it opens the migration window
 MARK_WRITE = "migrate: {rep} write start"
-MARK_WRITE_END = "migrate: {rep} write end"
-MARK_VERIFY_END = "migrate: {rep} verify end"
-MARK_REMOUNTED = "migrate: work dir mounted again"
 SCRIPT_NAME = "migrate.sh"
 PHASES = ("fill", "write", "verify")
 

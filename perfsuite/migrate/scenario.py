@@ -14,7 +14,6 @@ Nothing here raises for a migration or a guest that goes wrong: `RepOutcome.stat
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import tempfile
 import time

@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 
 from perfsuite.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
-from perfsuite.matrix.config import Config
 from perfsuite.migrate import timeline as tl
 from perfsuite.migrate.hop import HopResult
 from perfsuite.migrate.job import LOG_MS
