@@ -108,6 +108,8 @@ def test_iops_log_is_parsed_and_jobs_summed_per_bin():
     assert a == [(102, 600.0), (203, 700.0)]
     # b has two entries in bin 0/1: 99 -> bin 0, 105 -> bin 1
     assert tl.merge([a, b]) == [(0, 100.0), (100, 900.0), (200, 900.0)]
+    # a late entry (bin 5 after bin 2) is fio's mean over bins 3-5
+    assert tl.merge([[(250, 10.0), (580, 40.0)]]) == [(200, 10.0), (300, 40.0), (400, 40.0), (500, 40.0)]
     assert tl.read_timeline_csv(tl.timeline_csv([(0, 1.0), (100, 2.5)])) == [(0, 1.0), (100, 2.5)]
 
 
@@ -244,3 +246,15 @@ def test_report_plots_the_timeline_with_the_migration_marked(tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     section = page[page.index('<section id="migration">'):]
     assert "data:image/png;base64," in section.split("</section>")[0]
+
+
+def test_a_guest_kernel_crash_after_a_migration_is_named():
+    console = ("perfsuite-guest[23.96]: migrate: 1 write start\n"
+               "[   32.446905] BUG: scheduling while atomic: swapper/3/0/0x00000002\n"
+               "[   32.648729] Oops: 0011 [#1] PREEMPT SMP NOPTI\n")
+    none = {"fill": None, "write": None, "verify": None}
+    st, err = verdict([HopResult(1, "completed")], none, None, 1, console)
+    assert st == "failed"
+    assert "the guest kernel failed (after migration 1): BUG: scheduling while atomic" in err
+    assert verdict([HopResult(1, "completed")], {"fill": 0, "write": 0, "verify": 0}, None, 1,
+                   "perfsuite-guest[1.0]: done\n") == ("ok", None)

@@ -14,6 +14,7 @@ Nothing here raises for a migration or a guest that goes wrong: `RepOutcome.stat
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import tempfile
 import time
@@ -111,6 +112,11 @@ def _read(p: Path) -> str:
         return ""
 
 
+def _last_line(p: Path) -> str:
+    lines = [x for x in _read(p).splitlines() if x.strip()]
+    return repr(lines[-1][:160]) if lines else "none"
+
+
 def prepare_workdir(c: Config, rep: int, opts: MigrateOptions) -> tuple[Path, Path, Config]:
     """Work dir with the disk, the three fio phases, the guest script and the plan."""
     from perfsuite import guest
@@ -202,13 +208,25 @@ def _read_phases(w: Path, rep: int) -> dict[str, int | None]:
     return out
 
 
+_KERNEL_TROUBLE = re.compile(r"\] (BUG: .*|Oops: .*|Kernel panic - .*|general protection fault.*)$", re.M)
+
+
+def kernel_trouble(console: str) -> str | None:
+    """The guest kernel's first BUG/Oops/panic line on a console, if any (pure)."""
+    m = _KERNEL_TROUBLE.search(console)
+    return " ".join(m.group(1).split())[:200] if m else None
+
+
 def verdict(hops: list[HopResult], phases: dict[str, int | None], guest_error: str | None,
-            ran_on: int) -> tuple[str, str | None]:
+            ran_on: int, console: str = "") -> tuple[str, str | None]:
     """ok only if every migration completed and every fio phase exited 0 (pure)."""
     errors = [h.error for h in hops if h.outcome != "completed" and h.error]
     if guest_error:
         errors.append(f"guest: {guest_error}")
     after = f" (after migration {ran_on})" if ran_on else " (no migration had completed)"
+    trouble = kernel_trouble(console)
+    if trouble:
+        errors.append(f"the guest kernel failed{after}: {trouble}")
     for p in gs.PHASES:
         st = phases.get(p)
         if st is None:
@@ -241,11 +259,15 @@ def run_repetition(c: Config, rep: int, image: Any, opts: MigrateOptions,
         out.hops, out.ran_on, cur = _migrations(inst, src, times, t0, opts)
         limit = finish_timeout or (c.runtime * 4 + 120)
         if cur.wait(max(1.0, t0 + limit - time.monotonic())) is None:
-            out.status, out.error = "timeout", f"the guest did not finish within {limit:g} s"
+            where = f"after migration {out.ran_on}" if out.ran_on else "on the source"
+            out.status, out.error = "timeout", (f"the guest did not finish within {limit:g} s "
+                                                f"({where}; its last console line: "
+                                                f"{_last_line(w / f'console-{out.ran_on}.log')})")
             return out
         out.guest = guest.read_guest_info(w)
         out.phases = _read_phases(w, rep)
-        out.status, out.error = verdict(out.hops, out.phases, guest.read_guest_error(w), out.ran_on)
+        out.status, out.error = verdict(out.hops, out.phases, guest.read_guest_error(w), out.ran_on,
+                                        _read(w / f"console-{out.ran_on}.log"))
         return out
     finally:
         inst.kill_all()

@@ -32,17 +32,25 @@ def parse_iops_log(text: str, direction: int | None = 1) -> list[tuple[int, floa
 
 
 def merge(logs: Iterable[Sequence[tuple[int, float]]], bin_ms: int = 100) -> list[tuple[int, float]]:
-    """Sum of the jobs' IOPS per bin: [(bin start ms, iops)], bins without any entry left out.
+    """Sum of the jobs' IOPS per bin: [(bin start ms, iops)].
 
-    A job with two entries in one bin (its timer jittered) counts with their mean.
+    A job with two entries in one bin (its timer jittered) counts with their mean. An entry
+    that comes late (fio's helper thread starved: no entry for some bins) is fio's mean over
+    the whole gap, so it fills the bins it covers, rather than the gap being skipped (which
+    would hide a stall from the dip).
     """
     total: dict[int, float] = defaultdict(float)
     for log in logs:
         per_bin: dict[int, list[float]] = defaultdict(list)
         for t, v in log:
             per_bin[int(t // bin_ms)].append(v)
-        for b, vs in per_bin.items():
-            total[b] += sum(vs) / len(vs)
+        prev = None
+        for b in sorted(per_bin):
+            v = sum(per_bin[b]) / len(per_bin[b])
+            start = b if prev is None else prev + 1
+            for k in range(start, b + 1):
+                total[k] += v
+            prev = b
     return [(b * bin_ms, total[b]) for b in sorted(total)]
 
 
