@@ -116,7 +116,8 @@ def _run(configs, a: RunArgs, resume: bool, **opts) -> None:
     try:
         done = []
         for c in configs:
-            base = MigrateOptions(accel=choice.accel, vq_mapping=probe(c.qemu).vq_mapping, **opts)
+            base = MigrateOptions(accel=choice.accel, vq_mapping=probe(c.qemu).vq_mapping,
+                                  finish_timeout=a.timeout, **opts)
             todo = pending(Path(a.runs_dir) / c.name, reps) if resume else reps
             done += migrate_matrix([c], a.runs_dir, todo, image, base, choice.note,
                                    on_done=lambda d: click.echo(_line(d), err=True))

@@ -33,7 +33,7 @@ def meta_for(c: Config, rep: int, out: scenario.RepOutcome, opts: scenario.Migra
                       status=out.status, error=out.error)
     times = schedule(opts.at, opts.every, opts.migrations, c.runtime)
     options = {k: v for k, v in dataclasses.asdict(opts).items()
-               if k not in ("work_root", "keep_workdir", "accel")}
+               if k not in ("work_root", "keep_workdir", "accel", "finish_timeout")}
     meta["migration"] = store.migration_record(
         out.hops, timeline, times, out.ran_on, out.phases, store.verify_errors(rep_dir), options)
     meta["migration"]["destination_argv"] = out.argv[1:]

@@ -43,6 +43,7 @@ class MigrateOptions:
     vq_mapping: bool = False
     disk_mb: int = 256
     boot_timeout: float = 120.0        # launch -> the write window opens
+    finish_timeout: float | None = None  # window opens -> guest off (default runtime x 4 + 120 s)
     work_root: str | None = None
     keep_workdir: bool = False
 
@@ -237,8 +238,7 @@ def verdict(hops: list[HopResult], phases: dict[str, int | None], guest_error: s
     return ("ok", None) if not errors else ("failed", "; ".join(errors))
 
 
-def run_repetition(c: Config, rep: int, image: Any, opts: MigrateOptions,
-                   finish_timeout: float | None = None) -> RepOutcome:
+def run_repetition(c: Config, rep: int, image: Any, opts: MigrateOptions) -> RepOutcome:
     """Boot, migrate per the schedule while fio writes, let the guest finish, collect."""
     from perfsuite import guest
     times = schedule(opts.at, opts.every, opts.migrations, c.runtime)
@@ -257,7 +257,7 @@ def run_repetition(c: Config, rep: int, image: Any, opts: MigrateOptions,
             out.error = why or "no write reached the disk after the write phase started"
             return out
         out.hops, out.ran_on, cur = _migrations(inst, src, times, t0, opts)
-        limit = finish_timeout or (c.runtime * 4 + 120)
+        limit = opts.finish_timeout or (c.runtime * 4 + 120)
         if cur.wait(max(1.0, t0 + limit - time.monotonic())) is None:
             where = f"after migration {out.ran_on}" if out.ran_on else "on the source"
             out.status, out.error = "timeout", (f"the guest did not finish within {limit:g} s "
@@ -269,6 +269,10 @@ def run_repetition(c: Config, rep: int, image: Any, opts: MigrateOptions,
         out.status, out.error = verdict(out.hops, out.phases, guest.read_guest_error(w), out.ran_on,
                                         _read(w / f"console-{out.ran_on}.log"))
         return out
+    except BaseException:  # interrupted: nothing of this repetition is kept
+        if not opts.keep_workdir:
+            shutil.rmtree(w, ignore_errors=True)
+        raise
     finally:
         inst.kill_all()
         out.argv = inst.argv
