@@ -13,7 +13,6 @@ Nothing here raises for a migration or a guest that goes wrong: `RepOutcome.stat
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 import tempfile
@@ -135,7 +134,7 @@ def prepare_workdir(c: Config, rep: int, opts: MigrateOptions) -> tuple[Path, Pa
     guest.write_plan(w, guest.GuestPlan(repetitions=[rep], fio_job="write.fio",
                                         device=GUEST_DEVICE, scheduler="none",
                                         mode_script=gs.SCRIPT_NAME))
-    cfg = dataclasses.replace(c, backend="file", backend_path=str(disk))
+    cfg = c.replace(backend="file", backend_path=str(disk))  # the name stays
     return w, sockdir, cfg
 
 
