@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("perfsuite.commands.nightly", "history", "Show stored nights and detect change points."),
     "report": ("perfsuite.commands.report", "report", "Write a self-contained HTML report."),
     "model": ("perfsuite.commands.model", "model", "Reference virtio-blk model: predict, fit, simulate."),
+    "migrate": ("perfsuite.commands.migrate", "migrate", "Live-migrate guests under verified fio writes."),
 }
 
 

@@ -47,6 +47,14 @@ META_PATHS = {
     "finished": ("finished",),
     "synthetic": ("synthetic",),
     "true_iops": ("true_iops",),
+    # perfsuite migrate (docs/migrate.md): one repetition's completed migrations
+    "mig_completed": ("migration", "summary", "completed"),
+    "mig_total_time_ms": ("migration", "summary", "total_time_ms"),
+    "mig_downtime_ms": ("migration", "summary", "downtime_ms"),
+    "mig_setup_time_ms": ("migration", "summary", "setup_time_ms"),
+    "mig_bytes": ("migration", "summary", "bytes"),
+    "mig_dip_depth": ("migration", "summary", "dip_depth"),
+    "mig_dip_recover_ms": ("migration", "summary", "dip_recover_ms"),
 }
 FIO_COLUMNS = tuple(f for f in FIELDS if f != "error")
 # Filled from the run's name when it has no meta (identity from the name): the base name's

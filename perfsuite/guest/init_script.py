@@ -149,6 +149,15 @@ put guest-info.json "{\"cpus_online\": $cpus, \"cpus_online_list\": \"$online\",
 
 say "guest-info written: cpus $cpus, queues $queues, scheduler $sched"
 export PERFSUITE_DEVICE="$DEVICE"
+# ---- BEGIN mode branch: only when the plan names a MODE_SCRIPT (perfsuite migrate) ----
+# The mode script (host-written, in W) replaces the repetition loop below; it may use every
+# helper above. It is copied off the share first: a migrating guest unmounts W while it runs.
+if [ -n "${MODE_SCRIPT:-}" ]; then
+    cp "$W/$MODE_SCRIPT" /tmp/mode.sh || die "cannot copy the mode script $MODE_SCRIPT"
+    . /tmp/mode.sh
+    finish
+fi
+# ---- END mode branch ----
 cd /tmp
 for N in $REPETITIONS; do
     for f in "$W/$N.json" "$W/$N.json.part" "$W/$N.status"; do

@@ -35,6 +35,9 @@ class GuestPlan:
     device: str = "/dev/vda"
     scheduler: str = "none"                  # "" leaves the kernel's default
     poweroff: bool = True
+    # A shell fragment in W that replaces the repetition loop (the init script's mode
+    # branch); "" (the default) is the normal path, whose plan.sh does not mention it.
+    mode_script: str = ""
 
     def __post_init__(self) -> None:
         reps = [int(r) for r in self.repetitions]
@@ -45,6 +48,8 @@ class GuestPlan:
             raise ValueError(f"device must be a /dev path: {self.device}")
         if Path(self.fio_job).is_absolute():
             raise ValueError("fio_job is a path relative to the work dir")
+        if self.mode_script and ("/" in self.mode_script or self.mode_script.startswith(".")):
+            raise ValueError("mode_script is a file name in the work dir")
 
 
 def plan_sh(plan: GuestPlan) -> str:
@@ -59,13 +64,18 @@ def plan_sh(plan: GuestPlan) -> str:
         f"POWEROFF={1 if plan.poweroff else 0}",
         "set -- " + " ".join(q(a) for a in plan.fio_args),
     ]
+    if plan.mode_script:
+        lines.insert(-1, f"MODE_SCRIPT={q(plan.mode_script)}")
     return "\n".join(lines) + "\n"
 
 
 def write_plan(workdir: str | os.PathLike, plan: GuestPlan) -> None:
     """Write W/plan.json and W/plan.sh (atomically; plan.sh last, it is what the guest reads)."""
     w = Path(workdir)
-    atomic_write_json(w / "plan.json", dataclasses.asdict(plan))
+    data = dataclasses.asdict(plan)
+    if not data["mode_script"]:  # the normal path's plan.json stays as the contract has it
+        del data["mode_script"]
+    atomic_write_json(w / "plan.json", data)
     atomic_write_text(w / "plan.sh", plan_sh(plan))
 
 

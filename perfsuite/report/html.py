@@ -169,6 +169,10 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
                                                "Candidate vs baseline"))
     if history and len(history.get("series", ())):
         figures["history"] = _uri(plots.history(history["series"], history["changes"]))
+    from perfsuite.migrate import plot as migration_plot  # perfsuite migrate's timelines
+    mig_series = migration_plot.collect(files, order)
+    if mig_series:
+        figures["migration"] = _uri(migration_plot.timelines(mig_series))
 
     return {
         "title": "perfsuite report: virtio-blk " + ", ".join(sources),
