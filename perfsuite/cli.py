@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("perfsuite.commands.nightly", "history", "Show stored nights and detect change points."),
     "report": ("perfsuite.commands.report", "report", "Write a self-contained HTML report."),
     "model": ("perfsuite.commands.model", "model", "Reference virtio-blk model: predict, fit, simulate."),
+    "bisect": ("perfsuite.commands.bisect", "bisect", "Bisect a performance regression to the commit that caused it."),
 }
 
 
