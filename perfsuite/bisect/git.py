@@ -117,7 +117,10 @@ class Bisect:
     def mark(self, commit: str, decision: str) -> Verdict:
         """decision: good | bad | skip, for `commit` (the one checked out)."""
         self._clean()
-        return self._verdict(git(self.path, "bisect", decision, commit))
+        p = git(self.path, "bisect", decision, commit, check=False)
+        if p.returncode != 0 and "only 'skip'ped commits left" not in p.stdout:
+            git(self.path, "bisect", decision, commit)  # raises with git's message
+        return self._verdict(p)
 
     def _verdict(self, p: subprocess.CompletedProcess) -> Verdict:
         out = p.stdout
