@@ -27,7 +27,7 @@ import orjson
 from perfsuite.bisect import decide as D
 from perfsuite.bisect import schedule as S
 from perfsuite.bisect.build import Build, Builder, BuildError
-from perfsuite.bisect.git import Bisect, CommitInfo, candidates, info, resolve
+from perfsuite.bisect.git import Bisect, CommitInfo, candidates, history, info, resolve
 from perfsuite.errors import BadInput, PerfsuiteError
 from perfsuite.fsutil import atomic_write_json, atomic_write_text
 
@@ -71,6 +71,7 @@ class Outcome:
     wall_s: float = 0.0
     bound: float = 0.0
     note: str = ""
+    levels: list[dict] = field(default_factory=list)   # tested commits in commit order
 
     @property
     def exit_code(self) -> int:
@@ -94,6 +95,7 @@ class Measurer:
         self.req, self.builder, self.runner, self.run_config, self.log = req, builder, runner, run_config, log
         self.count: dict[str, int] = {}
         self.binaries: dict[str, str] = {}
+        self.values: dict[str, list[tuple]] = {}   # commit -> every successful boot's values
         self.boots = 0
 
     def __call__(self, commit: str) -> tuple | None:
@@ -113,6 +115,7 @@ class Measurer:
                 self.log(f"{commit[:12]} boot {k} ({c.name}): failed (see {run_dir}/)")
                 return None
             values.append(sum(got) / len(got))
+        self.values.setdefault(commit, []).append(tuple(values))
         return tuple(values)
 
     @staticmethod
@@ -245,5 +248,8 @@ def _finish(req: Request, out: Outcome, bis: Bisect, builder: Builder, measure: 
     out.builds = len(built)
     out.boots = sum(measure.count.values()) * len(req.configs)
     out.bound = S.stated_bound(out.policy, [s for _, s in out.steps])
+    order = [out.good.hash] + history(req.src, out.good.hash, out.bad.hash)
+    out.levels = [{"commit": c, "index": i, "values": [list(v) for v in measure.values[c]]}
+                  for i, c in enumerate(order) if c in measure.values]
     atomic_write_text(req.results / "bisect.log", bis.log())
     return out

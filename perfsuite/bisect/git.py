@@ -52,6 +52,11 @@ def candidates(repo: str | Path, good: str, bad: str) -> int:
     return n
 
 
+def history(repo: str | Path, good: str, bad: str) -> list[str]:
+    """good..bad oldest first (first-parent order is git's; merges are listed once)."""
+    return git(repo, "rev-list", "--reverse", "--topo-order", f"{good}..{bad}").stdout.split()
+
+
 @dataclass(frozen=True)
 class CommitInfo:
     hash: str

@@ -50,7 +50,7 @@ def to_dict(out) -> dict[str, Any]:
         "threshold": p.threshold, "bound": p.bound, "alpha_per_call": p.alpha,
         "stated_bound": out.bound, "step_max": p.step_max, "confirm": conf, "steps": steps,
         "totals": {"builds": out.builds, "boots": out.boots, "wall_s": round(out.wall_s, 1)},
-        "note": out.note}, clean)
+        "levels": out.levels, "note": out.note}, clean)
 
 
 def _walk(v: Any, f) -> Any:

@@ -21,7 +21,7 @@ MAX_CONFIGS = 4
 
 _EPILOG = """\b
 Results (RESULTS_DIR): state.json, repo/ (the private clone), builds/, runs/HASH12/NAME/N.*,
-bisect.log (git bisect log), result.json|md|txt. Rerunning the same command resumes.
+bisect.log (git bisect log), result.json|md|txt, bisect.html. Rerunning the same command resumes.
 \b
 Recipe: SCRIPT runs in the clone at the commit under test with PERFSUITE_COMMIT,
 PERFSUITE_SRC and PERFSUITE_BUILD_DIR set; its last output line is the QEMU binary's path.
@@ -77,11 +77,26 @@ def bisect(matrix: str, src: str, good: str, bad: str, run_args: RunArgs, metric
     atomic_write_bytes(res / "result.json", orjson.dumps(d, option=orjson.OPT_INDENT_2))
     atomic_write_text(res / "result.md", render.markdown(d))
     atomic_write_text(res / "result.txt", render.text(d))
+    _page(d, res / "bisect.html", log)
     if fmt == "json":
         click.echo(orjson.dumps(d, option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(render.markdown(d) if fmt == "markdown" else render.text(d), nl=False)
     sys.exit(out.exit_code)
+
+
+def _page(d: dict, path: Path, log) -> None:
+    """The HTML page: a courtesy beside the results, never a reason to fail the bisect."""
+    import os
+
+    from perfsuite.fsutil import atomic_write_text
+    try:
+        from perfsuite.report.bisect_page import render_page
+        atomic_write_text(path, render_page(d))
+    except Exception as e:  # noqa: BLE001 - the outcome is already written and printed
+        if os.environ.get("PERFSUITE_DEBUG"):
+            raise
+        log(f"(bisect page skipped: {type(e).__name__}: {e})")
 
 
 def _request(matrix, src, good, bad, a: RunArgs, metric, threshold, bound, recipe, results_dir, assume):
