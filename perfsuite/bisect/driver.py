@@ -96,7 +96,6 @@ class Measurer:
         self.count: dict[str, int] = {}
         self.binaries: dict[str, str] = {}
         self.values: dict[str, list[tuple]] = {}   # commit -> every successful boot's values
-        self.boots = 0
 
     def __call__(self, commit: str) -> tuple | None:
         k = self.count[commit] = self.count.get(commit, 0) + 1
@@ -108,7 +107,6 @@ class Measurer:
             c = dataclasses.replace(c, qemu=self.binaries[commit])
             run_dir = d / c.name
             if not self._failed_before(run_dir, reps):
-                self.boots += 1
                 self.run_config(c, d, reps, self.runner)
             got = [metric_value(run_dir / f"{n}.json", self.req.metric) for n in reps]
             if any(v is None for v in got):
@@ -171,13 +169,12 @@ def run_bisect(req: Request, runner: Any, run_config: Callable,
     state = _state(req, _fingerprint(req, good, bad))
     try:
         out = _bisect(req, good, bad, n, runner, run_config, log)
-        return out
-    finally:
+    finally:  # the wall time of every session, the interrupted ones included
         state["elapsed_s"] = state.get("elapsed_s", 0.0) + time.monotonic() - t0
         atomic_write_json(req.results / "state.json", state)
-        if "out" in locals():
-            out.wall_s = state["elapsed_s"]
         lock.release()
+    out.wall_s = state["elapsed_s"]
+    return out
 
 
 def _bisect(req: Request, good: str, bad: str, n: int, runner: Any, run_config: Callable,

@@ -103,6 +103,7 @@ class StepResult:
     endpoint_boots: int
     calls: list[D.Call]
     reason: str = ""
+    failed_boots: int = 0             # a midpoint boot that failed (the step is then a skip)
 
     @property
     def assumed(self) -> bool:
@@ -110,7 +111,7 @@ class StepResult:
 
     @property
     def boots(self) -> int:
-        return len(self.mid) + self.endpoint_boots + (1 if self.decision == "skip" else 0)
+        return len(self.mid) + self.endpoint_boots + self.failed_boots
 
 
 def run_step(commit: str, levels: Levels, measure: Measure, p: Policy,
@@ -122,7 +123,7 @@ def run_step(commit: str, levels: Levels, measure: Measure, p: Policy,
     while True:
         got = measure(commit)
         if got is None:
-            return StepResult(commit, "skip", mid, ends, calls, "the build did not boot")
+            return StepResult(commit, "skip", mid, ends, calls, "the build did not boot", 1)
         mid.append(tuple(got))
         if len(mid) % p.mid_per_endpoint == 1 or p.mid_per_endpoint == 1:
             levels.boot_endpoint(measure)
