@@ -57,6 +57,8 @@ def scenario(truth: M.Truth, runs: int, seed: int, bound: float) -> tuple[list[s
             break
     if smallest:
         rows.append([f"fixed n={smallest[0]} (smallest within {bound:.0%})"] + smallest[1].row()[1:])
+    else:
+        rows.append([f"fixed n (smallest within {bound:.0%})", "none for n <= 30", "", "", ""])
     return rows, {"seq": seq, "vote": vote, "fixed": fixed_same, "smallest": smallest}
 
 

@@ -85,7 +85,7 @@ class Builder:
                                  "specs), which this perfsuite does not have; give --recipe "
                                  "SCRIPT (see docs/bisect.md)") from None
         try:
-            return str(builds.resolve(f"git:{self.src}@{commit}").binary)
+            return str(builds.resolve(f"git:{self.src.resolve()}@{commit}").binary)
         except PerfsuiteError as e:
             raise BuildError(f"git:{self.src}@{commit[:12]}: {e}") from None
 

@@ -15,7 +15,6 @@ build cache every build already made) and continues where the interrupted one st
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -104,7 +103,7 @@ class Measurer:
         d = (self.req.runs or self.req.results / "runs") / commit[:12]
         values = []
         for c in self.req.configs:
-            c = dataclasses.replace(c, qemu=self.binaries[commit])
+            c = c.replace(qemu=self.binaries[commit])
             run_dir = d / c.name
             if not self._failed_before(run_dir, reps):
                 self.run_config(c, d, reps, self.runner)

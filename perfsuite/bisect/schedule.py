@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from perfsuite.bisect import decide as D
+from perfsuite.errors import PerfsuiteError
 
 Values = Optional[tuple]
 Measure = Callable[[str], Values]
@@ -91,8 +92,8 @@ def run_confirm(levels: Levels, measure: Measure, p: Policy, n_configs: int = 1)
             return ConfirmResult(calls, boots)
 
 
-class EndpointFailed(RuntimeError):
-    pass
+class EndpointFailed(PerfsuiteError):
+    """The endpoints, which built and booted before, keep failing: no level to compare with."""
 
 
 @dataclass
