@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("perfsuite.commands.report", "report", "Write a self-contained HTML report."),
     "model": ("perfsuite.commands.model", "model", "Reference virtio-blk model: predict, fit, simulate."),
     "migrate": ("perfsuite.commands.migrate", "migrate", "Live-migrate guests under verified fio writes."),
+    "bisect": ("perfsuite.commands.bisect", "bisect", "Bisect a performance regression to the commit that caused it."),
 }
 
 
