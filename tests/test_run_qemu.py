@@ -104,7 +104,7 @@ def test_bad_matrix_launches_nothing(tmp_path):
 
 
 def test_forced_timeout_is_killed_and_marked(tmp_path, image, monkeypatch):
-    from perfsuite.run import runner as runner_mod
+    from perfsuite.run import oneboot as runner_mod
     from perfsuite.run.boot import Timeouts
     from perfsuite.matrix.config import Config
     from perfsuite.run.runner import RunOptions, Runner, run_config
