@@ -130,6 +130,11 @@ def load_runs(
             if rec["error"]:
                 failed[name] = failed.get(name, 0) + 1
                 continue
+            if (why := _implausible(rec)) is not None:
+                if strict:
+                    raise ResultsError(f"{path}: {why}")
+                warnings.append(f"skipped {path}: {why}")
+                continue
             del rec["error"]
             rec["name"] = name
             rec["rep"] = r.stem
@@ -150,6 +155,18 @@ def load_runs(
         detail = f" ({len(warnings)} problem(s): {warnings[0]})" if warnings else ""
         raise ResultsError(f"no usable fio results in {str(root)!r}{detail}")
     return LoadResult(frame=_to_frame(rows, with_meta), warnings=warnings)
+
+
+# No block device does a trillion IOPS; above that a value is corrupt (1e308 would also
+# overflow every mean and print as a 300-digit number).
+MAX_IOPS = 1e12
+
+
+def _implausible(rec: dict[str, Any]) -> str | None:
+    v = rec.get("iops")
+    if isinstance(v, (int, float)) and v == v and not (0 <= v <= MAX_IOPS):  # NaN: unknown
+        return f"implausible IOPS {v:.3g} (not between 0 and {MAX_IOPS:.0e})"
+    return None
 
 
 def _find_runs(root: Path, unreadable: list[str]) -> dict[str, RunListing]:

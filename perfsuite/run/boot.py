@@ -154,7 +154,7 @@ class Boot:
         self.qmp_socket = sock
         self.console_path = self.workdir / "console.log"
         self.argv = build_argv(config, guest.guest_argv(image, self.workdir), self.workdir,
-                               accel=accel, qmp_socket=sock, console=self.console_path,
+                               accel=self.accel, qmp_socket=sock, console=self.console_path,
                                vq_mapping=vq_mapping)
         self.qemu = None
         self.device: dict[str, Any] = {}
