@@ -77,6 +77,14 @@ def run_boot(c: Config, run_dir: Path, reps: list[int], attempts: dict[int, int]
     choice = runner.accel(c.qemu)
     tmo = boot_timeouts(c, choice.accel, runner.options.timeout)
     boot = runner.launch(c, reps, choice.accel)
+    try:  # from here on the boot's work dir is ours to remove, whatever happens
+        return _run_launched(c, run_dir, reps, attempts, runner, boot_no, boot, tmo, choice)
+    finally:
+        boot.cleanup()
+
+
+def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int, int],
+                  runner: Any, boot_no: int, boot: Any, tmo: Any, choice: Any) -> dict:
     runner.event("boot", name=c.name, reps=list(reps), accel=choice.accel, boot=boot_no)
     common = dict(boot=boot_no, argv=list(boot.argv), accel=choice.accel,
                   accel_note=choice.note, versions=versions(c.qemu), host=host_info())
@@ -141,7 +149,6 @@ def run_boot(c: Config, run_dir: Path, reps: list[int], attempts: dict[int, int]
                         rundir.write_log(run_dir, n, boot.console())
                     except OSError:
                         pass  # the log written with the result stays
-        boot.cleanup()
     return results
 
 
