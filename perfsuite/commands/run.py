@@ -183,8 +183,13 @@ def _print_table(runs_dir: str, names: list[str]) -> None:
     except ImportError as e:
         click.echo(f"(summary table skipped: {e})", err=True)
         return
+    from perfsuite.analysis.results import ResultsError
     try:
         loaded = load_runs(runs_dir, names=names)
+    except ResultsError:  # every repetition failed: said above, with where its log is
+        click.echo("(no successful run to summarize)", err=True)
+        return
+    try:
         summary = summarize(loaded.frame, "iops", "range")
         if summary.empty:
             click.echo("(no successful run to summarize)", err=True)

@@ -8,6 +8,7 @@ prints into its --output file too) is kept in the error and the log.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 from pathlib import Path
@@ -41,11 +42,25 @@ def fio_message(data: bytes, limit: int = 400) -> str | None:
     return msg if len(msg) <= limit else msg[: limit - 3] + "..."
 
 
-def fio_verdict(data: bytes) -> str | None:
+def console_fio_lines(console: str, n: int, limit: int = 400) -> str | None:
+    """What fio printed on the guest console (its stderr) while repetition N ran."""
+    inside, lines = False, []
+    for line in console.splitlines():
+        if re.search(rf"perfsuite-guest\[[^]]*\]: repetition {n}$", line):
+            inside = True
+        elif inside and "perfsuite-guest[" in line:
+            break
+        elif inside and line.startswith("fio:"):
+            lines.append(line.strip())
+    msg = "; ".join(lines)
+    return (msg if len(msg) <= limit else msg[: limit - 3] + "...") or None
+
+
+def fio_verdict(data: bytes, console_said: str | None = None) -> str | None:
     """None when fio's JSON shows a measurement; else why this repetition failed."""
     from perfsuite.analysis.fio import FioParseError, parse_bytes
 
-    said = fio_message(data)
+    said = fio_message(data) or console_said
     tail = f": {said}" if said else ""
     try:
         rec = parse_bytes(data)
@@ -96,11 +111,11 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
         data = None
         if json_path is not None:
             data = json_path.read_bytes()
-            why = fio_verdict(data)
+            why = fio_verdict(data, console_fio_lines(boot.console(), n))
             if why:
                 status, error, data = "failed", why, None
         elif status == "failed":
-            said = _fio_part_message(boot, n)
+            said = _fio_part_message(boot, n) or console_fio_lines(boot.console(), n)
             error = f"{error}: {said}" if said and said not in (error or "") else error
         meta = build_meta(c, n, guest=boot.guest_info(), device=state["device"],
                           started=state["started"], finished=now_iso(), status=status,

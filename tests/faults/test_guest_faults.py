@@ -144,3 +144,21 @@ def test_latin1_job_file_runs(case):
     clear(proc.stderr)
     assert proc.returncode == 0, proc.stderr
     assert case.leftovers() == []
+
+
+def test_fio_that_does_no_io_is_failed_with_its_words(case):
+    # defect 6: iodepth 99999999999999999: fio says "failed setting up IO queues", exits 0
+    # with 0 bytes; it was recorded ok and the table showed 0.0 IOPS
+    job = case.root / "j.fio"
+    job.write_text("\n".join(l for l in FIO_JOB.read_text().splitlines()
+                             if not l.startswith("iodepth")) + "\n")
+    m = case.root / "m.toml"
+    m.write_text(f'[defaults]\nfio_job = "{job}"\niodepth = 99999999999999999\n[matrix]\nsmp = 1\n')
+    proc = case.run("run", m, "--runs-dir", case.root / "runs", "--label", "io", *SHORT,
+                    "--repeat", "1", "--work-root", case.tmp, timeout=600)
+    clear(proc.stderr)
+    assert proc.returncode == 1 and "fio did no I/O" in proc.stderr, proc.stderr
+    assert "failed setting up IO queues" in proc.stderr
+    d = case.root / "runs" / "io-smp-1-dataplane"
+    assert not (d / "1.json").exists() and "failed setting up IO queues" in (d / "1.log").read_text()
+    assert case.leftovers() == []

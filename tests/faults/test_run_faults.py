@@ -283,3 +283,14 @@ def test_analyze_after_a_real_symlink_loop_in_the_runs_dir_itself(case):
     proc = case.run("analyze", runs, cwd=REPO)
     clear(proc.stderr)
     assert proc.returncode == 2 and "no fio results" in proc.stderr
+
+
+def test_fios_words_on_the_guest_console_are_kept(tmp_path):
+    # what the real guest showed: fio's stderr is on the console, its output file has none
+    console = ("perfsuite-guest[5.1]: repetition 1\nfio: failed setting up IO queues\n"
+               "perfsuite-guest[5.9]: repetition 1: fio exited with status 0\n")
+    said = oneboot.console_fio_lines(console, 1)
+    assert said == "fio: failed setting up IO queues"
+    assert oneboot.console_fio_lines(console, 2) is None
+    why = oneboot.fio_verdict(b'{"jobs": [{"error": 0, "read": {"iops": 0.0}}]}', said)
+    assert why == "fio did no I/O (0 IOPS, 0 bytes): fio: failed setting up IO queues"
