@@ -108,15 +108,7 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
 
     def record(n: int, status: str, error: str | None, json_path: Path | None = None) -> None:
         attempts[n] += 1
-        data = None
-        if json_path is not None:
-            data = json_path.read_bytes()
-            why = fio_verdict(data, console_fio_lines(boot.console(), n))
-            if why:
-                status, error, data = "failed", why, None
-        elif status == "failed":
-            said = _fio_part_message(boot, n) or console_fio_lines(boot.console(), n)
-            error = f"{error}: {said}" if said and said not in (error or "") else error
+        status, error, data = _judge(boot, n, status, error, json_path)
         meta = build_meta(c, n, guest=boot.guest_info(), device=state["device"],
                           started=state["started"], finished=now_iso(), status=status,
                           error=error, attempt=attempts[n], pinned=getattr(boot, "pinned", None),
@@ -158,13 +150,33 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
         if result is None:
             result = boot.finish(status, error)
         if result.status == "ok":
-            for n, (st, _) in results.items():  # the complete console, power-off included
-                if st == "ok":
-                    try:
-                        rundir.write_log(run_dir, n, boot.console())
-                    except OSError:
-                        pass  # the log written with the result stays
+            _final_logs(run_dir, results, boot.console())
     return results
+
+
+def _judge(boot: Any, n: int, status: str, error: str | None,
+           json_path: Path | None) -> tuple[str, str | None, bytes | None]:
+    """(status, error, result bytes) of repetition N as the guest left it: a result without
+    a measurement fails, and a failure carries fio's own words when it left any."""
+    if json_path is not None:
+        data = json_path.read_bytes()
+        why = fio_verdict(data, console_fio_lines(boot.console(), n))
+        return ("failed", why, None) if why else (status, error, data)
+    if status == "failed":
+        said = _fio_part_message(boot, n) or console_fio_lines(boot.console(), n)
+        if said and said not in (error or ""):
+            error = f"{error}: {said}"
+    return status, error, None
+
+
+def _final_logs(run_dir: Path, results: dict, console: str) -> None:
+    """The complete console (power-off included) for the repetitions that succeeded."""
+    for n, (st, _) in results.items():
+        if st == "ok":
+            try:
+                rundir.write_log(run_dir, n, console)
+            except OSError:
+                pass  # the log written with the result stays
 
 
 def _fio_part_message(boot: Any, n: int) -> str | None:
