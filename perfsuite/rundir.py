@@ -296,6 +296,10 @@ def lock(runs_dir: str | os.PathLike):
     from filelock import FileLock
 
     key = os.path.realpath(runs_dir)
+    try:  # the lock lives inside: a runs dir that does not exist yet is made here
+        os.makedirs(key, exist_ok=True)
+    except OSError:
+        pass  # a file of that name: acquiring then fails, and the caller says so
     if key not in _LOCKS:
         _LOCKS[key] = FileLock(os.path.join(key, LOCK_NAME))
     return _LOCKS[key]
