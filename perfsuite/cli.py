@@ -8,6 +8,7 @@ for matplotlib, scipy or the QEMU machinery they do not use.
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
 
@@ -27,6 +28,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        # Ctrl-C while a command's module imports, before its own envelope: click would say
+        # "Aborted!" and exit 1; every interruption is 130.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
 

@@ -1,8 +1,10 @@
-"""Writing files so that a reader never sees half of one: temp file + fsync + rename."""
+"""Writing files so that a reader never sees half of one: temp file + fsync + rename.
+And temp dirs that say who owns them, so that the next run removes those of a dead process."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -50,3 +52,57 @@ def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
         default=str,
     )
     atomic_write_bytes(path, data)
+
+
+OWNER = ".perfsuite-owner"
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot), or None if it is gone:
+    with the pid it names one process, even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[-1].split()[19].decode()
+
+
+def owned_tempdir(prefix: str, root: str | os.PathLike | None = None) -> Path:
+    """mkdtemp, plus an owner file (pid + start time) that `remove_stale_dirs` reads."""
+    root_p = Path(root) if root else Path(tempfile.gettempdir())
+    root_p.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir=root_p))
+    try:
+        (d / OWNER).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    return d
+
+
+def owner_alive(d: str | os.PathLike) -> bool | None:
+    """True/False for a dir made by `owned_tempdir`; None when it has no readable owner file."""
+    try:
+        pid_s, start = Path(d, OWNER).read_text().split()
+        pid = int(pid_s)
+    except (OSError, ValueError):
+        return None
+    return _start_time(pid) == start
+
+
+def remove_stale_dirs(root: str | os.PathLike, prefixes: tuple[str, ...]) -> list[Path]:
+    """Remove the dirs under root named prefix* whose owner process is dead; return them.
+    Dirs without an owner file (other tools, older versions) are left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for e in entries:
+        if not e.name.startswith(prefixes) or e.is_symlink() or not e.is_dir():
+            continue
+        if owner_alive(e.path) is False:
+            shutil.rmtree(e.path, ignore_errors=True)
+            removed.append(Path(e.path))
+    return removed

@@ -8,6 +8,7 @@ people's guests may be running on the same machine.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ def ci_run(tmp_path_factory, image):
     """One real `perfsuite run jobs/ci.toml` (2 configs x 2 repetitions), shared by tests."""
     tmp = tmp_path_factory.mktemp("ci-run")
     t0 = time.monotonic()
-    proc = perfsuite_run(str(CI_MATRIX), "--runs-dir", str(tmp / "runs"), "--repeat", "2",
+    proc = perfsuite_run(str(CI_MATRIX), "--runs-dir", str(tmp / "runs"), "--boots", "1", "--repeat", "2",
                          "--runtime", "2", "--ramp", "0", "--accel", "tcg", "--label", "it",
                          "--work-root", str(tmp / "w"))
     return tmp, proc, time.monotonic() - t0
@@ -74,7 +75,7 @@ def test_resume_skips_done_repetitions(ci_run):
     d = tmp / "runs" / "it-smp-2-dataplane"
     before = {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
     t0 = time.monotonic()
-    proc = perfsuite_run(str(CI_MATRIX), "--runs-dir", str(tmp / "runs"), "--repeat", "2",
+    proc = perfsuite_run(str(CI_MATRIX), "--runs-dir", str(tmp / "runs"), "--boots", "1", "--repeat", "2",
                          "--runtime", "2", "--ramp", "0", "--accel", "tcg", "--label", "it",
                          "--work-root", str(tmp / "w"))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -89,8 +90,12 @@ def test_dry_run_launches_nothing(tmp_path):
                          "--work-root", str(tmp_path / "w"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("qemu-system-x86_64 ") == 2 and "num-queues=1" in proc.stdout
-    # placeholders stay placeholders (the 9p share's path was shown as <cwd>/<workdir>)
-    assert "path=<workdir>," in proc.stdout and "/<workdir>" not in proc.stdout
+    # pasteable: the work dir is a shell variable, every line parses as shell words
+    assert 'W="$(mktemp -d)"' in proc.stdout and 'path="$W",' in proc.stdout
+    assert "<" not in proc.stdout
+    for line in proc.stdout.splitlines():
+        if not line.startswith("#"):
+            shlex.split(line)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "w").exists()
     assert our_qemus(tmp_path) == []
 
@@ -104,7 +109,7 @@ def test_bad_matrix_launches_nothing(tmp_path):
 
 
 def test_forced_timeout_is_killed_and_marked(tmp_path, image, monkeypatch):
-    from perfsuite.run import runner as runner_mod
+    from perfsuite.run import oneboot as runner_mod
     from perfsuite.run.boot import Timeouts
     from perfsuite.matrix.config import Config
     from perfsuite.run.runner import RunOptions, Runner, run_config
@@ -138,7 +143,7 @@ def test_guest_that_never_powers_off_is_stopped(tmp_path, image):
 def test_sigterm_stops_guests_and_keeps_completed(tmp_path, image):
     env = {**os.environ, "CI": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "perfsuite.cli", "run", str(CI_MATRIX),
-                             "--runs-dir", str(tmp_path / "runs"), "--repeat", "3", "--runtime", "2",
+                             "--runs-dir", str(tmp_path / "runs"), "--boots", "1", "--repeat", "3", "--runtime", "2",
                              "--ramp", "0", "--accel", "tcg", "--label", "term", "--only", "*-no-mq",
                              "--work-root", str(tmp_path / "w")], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

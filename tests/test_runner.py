@@ -9,6 +9,7 @@ import orjson
 import pytest
 from filelock import FileLock
 
+from perfsuite.run import oneboot
 from perfsuite.run import runner as runner_mod
 from perfsuite.run.boot import BootResult, Timeouts
 from perfsuite.matrix.config import Config
@@ -107,9 +108,9 @@ def make_runner(tmp_path, script=lambda name, n, a: "ok", guest=seen_ok, **opts)
 
 @pytest.fixture(autouse=True)
 def fast(monkeypatch):
-    monkeypatch.setattr(runner_mod, "POLL", 0.001)
-    monkeypatch.setattr(runner_mod, "boot_timeouts", lambda c, a, o=None: Timeouts(0.3, 0.3, 0.1))
-    monkeypatch.setattr(runner_mod, "versions", lambda q: {"qemu": "7.2.22", "host_fio": "fio-3.33"})
+    monkeypatch.setattr(oneboot, "POLL", 0.001)
+    monkeypatch.setattr(oneboot, "boot_timeouts", lambda c, a, o=None: Timeouts(0.3, 0.3, 0.1))
+    monkeypatch.setattr(oneboot, "versions", lambda q: {"qemu": "7.2.22", "host_fio": "fio-3.33"})
 
 
 C1 = Config(label="t", smp=2)
@@ -299,7 +300,9 @@ def test_lock_keeps_a_second_runner_out(tmp_path):
 
 def test_no_temp_files_left(tmp_path):
     run_matrix([C1], tmp_path / "runs", make_runner(tmp_path, repeat=2))
-    assert not [p for p in (tmp_path / "runs").rglob("*") if p.name.startswith(".")]
+    # dot files are atomic-write temporaries; the runs dir's lock is the one that stays
+    assert not [p for p in (tmp_path / "runs").rglob("*")
+                if p.name.startswith(".") and p.name != ".perfsuite.lock"]
 
 
 def test_events_for_progress(tmp_path):
@@ -338,3 +341,48 @@ def test_progress_plain_and_fancy():
         p.event("boot", name="n", reps=[1], accel="tcg")
         p.event("rep", name="n", rep=1, status="failed", error="x")
     assert "n #1: failed: x" in f.getvalue()
+
+
+# ----------------------------------------------------------------------------- boots x repeat
+
+def test_boots_are_interleaved_across_configs_and_numbered(tmp_path):
+    r = make_runner(tmp_path, repeat=2, boots=3)
+    out = run_matrix([C1, C2], tmp_path / "runs", r)
+    assert [(b[1], b[2]) for b in boots(r)] == [
+        (C1.name, (1, 2)), (C2.name, (1, 2)), (C1.name, (3, 4)), (C2.name, (3, 4)),
+        (C1.name, (5, 6)), (C2.name, (5, 6))]
+    assert [o.status for o in out] == ["ok"] * 12
+    for c in (C1, C2):
+        d = tmp_path / "runs" / c.name
+        got = {n: orjson.loads((d / f"{n}.meta.json").read_bytes())["boot"] for n in range(1, 7)}
+        assert got == {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 6: 3}
+
+
+def test_resume_works_boot_by_boot(tmp_path):
+    r = make_runner(tmp_path, repeat=2, boots=3)
+    run_matrix([C1], tmp_path / "runs", r)
+    d = tmp_path / "runs" / C1.name
+    for n in (3, 4):  # boot 2 lost
+        (d / f"{n}.json").unlink()
+    r2 = make_runner(tmp_path, repeat=2, boots=3)
+    out = run_matrix([C1], tmp_path / "runs", r2)
+    assert [b[2] for b in boots(r2)] == [(3, 4)]
+    assert [o.status for o in out] == ["skipped", "skipped", "ok", "ok", "skipped", "skipped"]
+    assert orjson.loads((d / "3.meta.json").read_bytes())["boot"] == 2
+
+
+def test_a_continuation_boot_gets_a_number_after_the_planned_ones(tmp_path):
+    # boot 1 times out at repetition 2: repetition 3... of that slot go to a new guest, which is
+    # another boot (the statistics treat boots as units), numbered after the design's 2
+    r = make_runner(tmp_path, script=lambda name, n, a: "hang" if (n, a) == (2, 1) else "ok",
+                    repeat=3, boots=2)
+    run_matrix([C1], tmp_path / "runs", r)
+    d = tmp_path / "runs" / C1.name
+    got = {n: orjson.loads((d / f"{n}.meta.json").read_bytes())["boot"] for n in range(1, 7)}
+    assert got[1] == 1 and got[2] == 1 and got[3] == 3 and got[4] == got[5] == got[6] == 2
+
+
+def test_boot_plan_is_pure_and_interleaved():
+    plan = runner_mod.boot_plan([C1, C2], boots=2, repeat=1)
+    assert [(c.name, b, reps) for c, b, reps in plan] == [
+        (C1.name, 1, [1]), (C2.name, 1, [1]), (C1.name, 2, [2]), (C2.name, 2, [2])]

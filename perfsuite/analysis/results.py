@@ -14,7 +14,6 @@ from __future__ import annotations
 from perfsuite.errors import PerfsuiteError
 
 import fnmatch
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
 from perfsuite.analysis.fio import FIELDS, FioParseError, parse_file
 from perfsuite.matrix import axes
 from perfsuite.matrix.config import parse_name
+from perfsuite.rundir import RunListing, list_runs, natural_key
 
 # column <- path inside meta.json
 META_PATHS = {
@@ -108,11 +108,17 @@ def load_runs(
     warnings: list[str] = list(unreadable)
     failed: dict[str, int] = {}
     with_meta = False
-    for name in sorted(groups):
-        d, results, metas = groups[name]
+    for name in sorted(groups, key=natural_key):
+        listing = groups[name]
         from_name = parse_name(name)
-        for fname in results:
-            path = os.path.join(d, fname)
+        for r in listing.reps:
+            if r.result is None or not r.counts:
+                if r.why:  # failed, cut short, or a result its meta disowns
+                    if strict and r.result is not None:
+                        raise ResultsError(r.why)
+                    warnings.append(r.why)
+                continue
+            path = str(r.result)
             try:
                 rec = parse_file(path)
             except FioParseError as exc:
@@ -124,31 +130,25 @@ def load_runs(
             if rec["error"]:
                 failed[name] = failed.get(name, 0) + 1
                 continue
+            if (why := _implausible(rec)) is not None:
+                if strict:
+                    raise ResultsError(f"{path}: {why}")
+                warnings.append(f"skipped {path}: {why}")
+                continue
             del rec["error"]
-            rep = fname[:-5]
             rec["name"] = name
-            rec["rep"] = rep
+            rec["rep"] = r.stem
             rec["path"] = path
-            if rep in metas:  # known from the directory listing: no failed open() per run
-                meta, problem = _read_meta(os.path.join(d, rep + ".meta.json"))
-                if problem:
-                    if strict:
-                        raise ResultsError(problem)
-                    warnings.append(problem)
-                if meta:
-                    rec.update(flatten_meta(meta))
-                    with_meta = True
+            if r.meta_problem:
+                if strict:
+                    raise ResultsError(r.meta_problem)
+                warnings.append(r.meta_problem)
+            if r.meta:
+                rec.update(flatten_meta(r.meta))
+                with_meta = True
             if rec.get("smp") is None:  # no meta config: the configuration's identity is its name
                 rec.update(from_name)
             rows.append(rec)
-        have = {f[:-5] for f in results}
-        for rep in sorted(metas - have, key=_natural):
-            meta, _ = _read_meta(os.path.join(d, rep + ".meta.json"))
-            if meta and meta.get("status") not in (None, "ok"):
-                warnings.append(
-                    f"{name}: repetition {rep} {meta.get('status')} "
-                    f"without a result ({_short(meta.get('error'))}); see its .log"
-                )
     for name, count in sorted(failed.items()):
         warnings.append(f"{name}: excluded {count} run(s) where fio reported an error (error != 0)")
     if not rows:
@@ -157,68 +157,23 @@ def load_runs(
     return LoadResult(frame=_to_frame(rows, with_meta), warnings=warnings)
 
 
-# A run directory as listed once: (path, result file names in natural order, meta stems).
-RunDir = tuple[str, list[str], set[str]]
+# No block device does a trillion IOPS; above that a value is corrupt (1e308 would also
+# overflow every mean and print as a 300-digit number).
+MAX_IOPS = 1e12
 
 
-def _find_runs(root: Path, unreadable: list[str]) -> dict[str, RunDir]:
-    """NAME -> its RunDir, for every subdirectory holding results or meta files."""
-    out: dict[str, RunDir] = {}
-    with os.scandir(root) as it:
-        subdirs = [(e.name, e.path) for e in it if e.is_dir() and not e.name.startswith(".")]
-    for name, d in subdirs:
-        try:
-            found = _scan_dir(d)
-        except OSError as exc:  # one unreadable run directory must not hide the others
-            unreadable.append(f"skipped {d}: cannot list it ({exc.strerror or exc})")
-            continue
-        if found[1] or found[2]:
-            out[name] = found
-    if not any(results for _, results, _ in out.values()):
-        # `analyze runs/NAME/` pointed at one run directory: its name is the row name.
-        found = _scan_dir(str(root))
-        if found[1]:
-            out = {root.resolve().name: found}
-    return out
+def _implausible(rec: dict[str, Any]) -> str | None:
+    v = rec.get("iops")
+    if isinstance(v, (int, float)) and v == v and not (0 <= v <= MAX_IOPS):  # NaN: unknown
+        return f"implausible IOPS {v:.3g} (not between 0 and {MAX_IOPS:.0e})"
+    return None
 
 
-def _scan_dir(d: str) -> RunDir:
-    results, metas = [], set()
-    with os.scandir(d) as it:
-        for e in it:
-            n = e.name
-            # dot files are atomic-write temporaries (perfsuite.fsutil) or editor droppings
-            if n.startswith(".") or not n.endswith(".json") or not e.is_file():
-                continue
-            if n.endswith(".meta.json"):
-                metas.add(n[:-10])
-            else:
-                results.append(n)
-    return d, sorted(results, key=_natural), metas
-
-
-def _natural(fname: str) -> tuple:
-    # 2.json before 10.json
-    stem = fname.split(".")[0]
-    digits = "".join(c for c in stem if c.isdigit())
-    return (int(digits) if digits else math.inf, fname)
-
-
-def _read_meta(path: str) -> tuple[dict | None, str | None]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return None, None
-    except OSError as exc:
-        return None, f"{path}: unreadable meta file ({exc.strerror}); its columns left empty"
-    try:
-        meta = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        return None, f"{path}: malformed meta file ({exc}); its columns left empty"
-    if not isinstance(meta, dict):
-        return None, f"{path}: meta file is not a JSON object; its columns left empty"
-    return meta, None
+def _find_runs(root: Path, unreadable: list[str]) -> dict[str, RunListing]:
+    """NAME -> its listing (perfsuite.rundir), for every run directory under root."""
+    groups, problems = list_runs(root)
+    unreadable += problems
+    return groups
 
 
 def flatten_meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -244,11 +199,6 @@ def _scalar(v: Any) -> Any:
     if v is None or isinstance(v, (str, int, float, bool)):
         return v
     return orjson.dumps(v).decode()
-
-
-def _short(v: Any) -> str:
-    s = str(v)
-    return s if len(s) <= 80 else s[:77] + "..."
 
 
 def _to_frame(rows: list[dict[str, Any]], with_meta: bool) -> pd.DataFrame:

@@ -96,8 +96,9 @@ _RUN_OPTIONS = (
     click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True,
                  help="auto boots a probe guest under KVM and falls back to TCG, saying so."),
     click.option("--timeout", type=click.FloatRange(1),
-                 help="Seconds allowed per repetition's fio (a guest's boot gets its own margin "
-                      "on top; default: from runtime + ramp)."),
+                 help="Seconds allowed for each repetition's fio; the first repetition of a boot "
+                      "also gets the boot's margin on top (90 s under TCG, 30 s under KVM). "
+                      "Default: 3x (TCG) or 1.5x (KVM) runtime + ramp, plus 30 s + 5 s per job."),
 )
 
 

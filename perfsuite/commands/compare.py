@@ -97,6 +97,10 @@ def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric
                             metric=metric, alpha=alpha)
     except CompareError as exc:
         raise BadInput(str(exc)) from None
+    if not len(result.rows):  # nothing was compared: that is no answer, so not exit 0
+        raise BadInput("no configuration appears on both sides (baseline only: "
+                       f"{', '.join(result.only_baseline) or 'none'}; candidate only: "
+                       f"{', '.join(result.only_candidate) or 'none'}): nothing to compare")
     text = RENDERERS[fmt](result)
     if output:
         from perfsuite.fsutil import atomic_write_text
@@ -106,8 +110,6 @@ def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric
         click.echo(text, nl=False)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
-    if not len(result.rows):
-        click.echo("warning: no configuration appears on both sides", err=True)
     return result.exit_code
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from pathlib import Path
 
@@ -102,45 +101,30 @@ def _build(runs_dirs: list[Path], out: Path, baseline: str | None, candidate: st
 # ---------------------------------------------------------------- reading the runs trees
 
 def scan_files(runs_dirs: list[Path]) -> dict[str, list]:
-    """Display name -> repetitions (html.RunFiles) with their files, meta and failed runs' log tails."""
-    import orjson
-
+    """Display name -> repetitions (html.RunFiles) with their files, meta and the log tails of
+    the repetitions that do not count (perfsuite.rundir decides, as for the table)."""
     from perfsuite.report.html import RunFiles, display_name, source_labels
+    from perfsuite.rundir import list_runs
 
     out: dict[str, list[RunFiles]] = {}
     for source, d in zip(source_labels(runs_dirs), runs_dirs):
-        for sub in sorted(p for p in Path(d).iterdir() if p.is_dir()):
-            reps: dict[str, RunFiles] = {}
-            for f in sorted(sub.iterdir()):
-                kind, rep = _classify(f.name)
-                if kind:
-                    reps.setdefault(rep, RunFiles(rep)).files[kind] = f
-            for run in reps.values():
-                if "meta" in run.files:
-                    try:
-                        run.meta = orjson.loads(run.files["meta"].read_bytes())
-                    except (OSError, orjson.JSONDecodeError):
-                        run.meta = None  # the loader already warns about unreadable meta
-                failed = "json" not in run.files or (run.meta or {}).get("status", "ok") != "ok"
-                if failed and "log" in run.files:
-                    run.log_tail = _tail(run.files["log"], LOG_TAIL_LINES)
+        try:
+            groups, _ = list_runs(d)  # the loader already warned about what it skipped
+        except OSError:
+            continue
+        for name, listing in groups.items():
+            reps = []
+            for r in listing.reps:
+                run = RunFiles(r.stem, meta=r.meta)
+                for kind, f in (("json", r.result), ("meta", r.meta_path), ("log", r.log)):
+                    if f is not None:
+                        run.files[kind] = f
+                if not r.counts and r.log is not None:
+                    run.log_tail = _tail(r.log, LOG_TAIL_LINES)
+                reps.append(run)
             if reps:
-                out[display_name(source, sub.name, len(runs_dirs))] = sorted(reps.values(), key=lambda r: _natural(r.rep))
+                out[display_name(source, name, len(runs_dirs))] = reps
     return out
-
-
-def _classify(fname: str) -> tuple[str | None, str]:
-    if fname.endswith(".meta.json"):
-        return "meta", fname[:-10]
-    if fname.endswith(".json"):
-        return "json", fname[:-5]
-    if fname.endswith(".log"):
-        return "log", fname[:-4]
-    return None, ""
-
-
-def _natural(s: str) -> tuple:
-    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -160,13 +144,11 @@ def job_text(runs: list) -> dict[str, str] | None:
         if "json" in r.files:
             job = _job_from_fio(r.files["json"])
             if job:
-                meta = next((x.meta for x in runs if x.meta), None)
-                name = (meta or {}).get("config", {}).get("fio_job")
+                name = _job_name(runs)
                 if name:
                     job["source"] += f"; job file {name}"
                 return job
-    meta = next((r.meta for r in runs if r.meta), None)
-    name = (meta or {}).get("config", {}).get("fio_job")
+    name = _job_name(runs)
     if not name:
         return None
     here = next(iter(runs[0].files.values())).parent if runs and runs[0].files else Path(".")
@@ -177,6 +159,13 @@ def job_text(runs: list) -> dict[str, str] | None:
         except OSError:
             continue
     return None
+
+
+def _job_name(runs: list) -> str | None:
+    meta = next((r.meta for r in runs if r.meta), None) or {}
+    config = meta.get("config")
+    name = config.get("fio_job") if isinstance(config, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _job_from_fio(path: Path) -> dict[str, str] | None:

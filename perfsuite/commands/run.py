@@ -19,6 +19,11 @@ import click
 from perfsuite.commands.base import RunArgs, command, run_options
 
 DEFAULT_MATRIX = "jobs/matrix.toml"
+# Boots are the unit of replication (repetitions in one boot share its placement, caches,
+# timer luck): 3 boots x 2 repetitions gives every configuration three independent samples
+# and keeps the README's main command (5 configs, 10 s + 2 s ramp, TCG) near 8 minutes.
+DEFAULT_BOOTS = 3
+DEFAULT_REPEAT = 2
 
 
 _EPILOG = """\b
@@ -31,7 +36,7 @@ busy (the whole matrix is checked first; nothing is launched), 130 interrupted.
 \b
 Examples:
   perfsuite run --dry-run                          # the QEMU command lines only
-  perfsuite run jobs/ci.toml --repeat 2            # two configs, 2 s each
+  perfsuite run jobs/ci.toml --boots 1 --repeat 2  # two configs, 2 s each, one boot
   perfsuite run --only '*-smp-4-*' --runtime 10 --ramp 2
   perfsuite run --label v4 --qemu ~/qemu/build/qemu-system-x86_64
 Matrix keys and names: docs/runner.md."""
@@ -39,7 +44,7 @@ Matrix keys and names: docs/runner.md."""
 
 @command(epilog=_EPILOG)
 @click.argument("matrix", required=False, default=DEFAULT_MATRIX, metavar="[MATRIX]")
-@run_options(repeat_default=5)
+@run_options(repeat_default=DEFAULT_REPEAT, boots_default=DEFAULT_BOOTS)
 @click.option("--dry-run", is_flag=True, help="Print the QEMU command lines; launch nothing.")
 @click.option("--retries", default=0, show_default=True, type=click.IntRange(0), help="Extra attempts for a failed repetition.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
@@ -62,7 +67,8 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
         work_root: str | None, keep_workdirs: bool, until_precision: float | None, max_repeat: int,
         quiet: bool) -> None:
     """Boot one QEMU guest per configuration of MATRIX (default jobs/matrix.toml) and run fio
-    in it --repeat times, keeping every raw result in RUNS_DIR.
+    in it: --boots boots of --repeat repetitions each, the boots of different configurations
+    interleaved, keeping every raw result in RUNS_DIR.
 
     Repetitions already complete in RUNS_DIR are skipped (--no-resume reruns them).
     """
@@ -82,7 +88,7 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
         sys.exit(2)
 
     if dry_run:
-        _dry_run(configs, accel, repeat)
+        _dry_run(configs, accel, repeat, a.boots)
         return
 
     from perfsuite.qemu.machine import install_signal_handlers, kill_all
@@ -90,9 +96,9 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
     from perfsuite.run.progress import Progress
 
     install_signal_handlers()
-    opts = RunOptions(repeat=repeat, accel=accel, timeout=timeout, retries=retries, resume=resume,
+    opts = RunOptions(repeat=repeat, boots=a.boots, accel=accel, timeout=timeout, retries=retries, resume=resume,
                       fresh_guest=fresh_guest, work_root=work_root, keep_workdir=keep_workdirs)
-    progress = Progress(total=len(configs) * repeat, quiet=quiet)
+    progress = Progress(total=len(configs) * repeat * a.boots, quiet=quiet)
     runner = Runner(options=opts, on_event=progress.event)
     if kernel:
         from perfsuite.guest import ImageError, ensure_image
@@ -109,34 +115,63 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
                 outcomes += run_until_precision(configs, runs_dir, runner, until_precision, max_repeat)
     except KeyboardInterrupt:
         kill_all()
-        click.echo(f"interrupted: completed repetitions are kept in {runs_dir}/", err=True)
+        click.echo(f"interrupted: completed repetitions are kept in {Path(runs_dir).absolute()}/", err=True)
         sys.exit(130)
     except RunnerError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
     bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
     for o in bad:
-        click.echo(f"{o.name} #{o.rep}: {o.status}: {o.error} (see {runs_dir}/{o.name}/{o.rep}.log)", err=True)
+        click.echo(f"{o.name} #{o.rep}: {o.status}: {o.error} (see {Path(runs_dir).absolute() / o.name / (str(o.rep) + '.log')})", err=True)
     _print_table(runs_dir, [c.name for c in configs])
     sys.exit(1 if bad else 0)
 
 
-def _dry_run(configs, accel: str, repeat: int) -> None:
+_W = "/PERFSUITE-WORKDIR"  # stands for the work dir until the line is quoted
+
+
+def _dry_run(configs, accel: str, repeat: int, boots: int) -> None:
+    """Shell lines that can be pasted: the work dir and the image are shell variables."""
     from perfsuite.guest import guest_argv
     from perfsuite.qemu import build_argv, probe
-    image = SimpleNamespace(kernel=Path("<guest-image>/vmlinuz"), initrd=Path("<guest-image>/initrd.img"),
-                            fio_mode="initramfs")
+    kernel, initrd = _cached_image()
+    image = SimpleNamespace(kernel=Path(kernel), initrd=Path(initrd), fio_mode="initramfs")
     shown = "tcg" if accel != "kvm" else "kvm"
     if accel == "auto":
         click.echo("# accel auto: a KVM probe boot decides at run time; shown with tcg")
+    click.echo("# W is a boot's work dir; the runner writes its plan (plan.sh, job.fio) there "
+               "first (see --keep-workdirs); QEMU starts paused (-S) until it sends `cont` over QMP")
+    click.echo('W="$(mktemp -d)"')
     for c in configs:
-        w = Path("<workdir>")
-        argv = build_argv(c, guest_argv(image, w), w, accel=shown, vq_mapping=probe(c.qemu).vq_mapping)
-        # the 9p share takes an absolute path: keep the placeholder a placeholder
-        argv = [a.replace(str(w.absolute()), str(w)) for a in argv]
-        click.echo(f"# {c.name}: {repeat} repetition(s), fio {c.fio_job} numjobs={c.numjobs} "
-                   f"iodepth={c.iodepth} runtime={c.runtime} ramp={c.ramp}")
-        click.echo(shlex.join(argv))
+        argv = build_argv(c, guest_argv(image, Path(_W)), Path(_W), accel=shown,
+                          vq_mapping=probe(c.qemu).vq_mapping)
+        click.echo(f"# {c.name}: {boots} boot(s) x {repeat} repetition(s), fio {c.fio_job} "
+                   f"numjobs={c.numjobs} iodepth={c.iodepth} runtime={c.runtime} ramp={c.ramp}")
+        click.echo(shell_line(argv))
+
+
+def shell_line(argv: list[str]) -> str:
+    """shlex.join, with the work-dir stand-in turned into "$W" (also inside quoted words)."""
+    out = []
+    for word in argv:
+        q = shlex.quote(word)
+        if _W in word:
+            q = q.replace(_W, "'\"$W\"'" if q.startswith("'") else '"$W"')
+        out.append(q)
+    return " ".join(out)
+
+
+def _cached_image() -> tuple[str, str]:
+    """The newest cached guest image's kernel + initrd, or where `perfsuite image` puts them."""
+    from perfsuite.guest.image import GuestImage, cache_root
+    root = cache_root() / "images"
+    try:
+        dirs = sorted((d for d in root.iterdir() if (d / "image.json").is_file()),
+                      key=lambda d: d.stat().st_mtime, reverse=True)
+        img = GuestImage.load(dirs[0])
+        return str(img.kernel), str(img.initrd)
+    except (OSError, IndexError, ValueError, KeyError):
+        return str(root / "IMAGE" / "vmlinuz"), str(root / "IMAGE" / "initrd.img")
 
 
 def _print_table(runs_dir: str, names: list[str]) -> None:
@@ -148,8 +183,13 @@ def _print_table(runs_dir: str, names: list[str]) -> None:
     except ImportError as e:
         click.echo(f"(summary table skipped: {e})", err=True)
         return
+    from perfsuite.analysis.results import ResultsError
     try:
         loaded = load_runs(runs_dir, names=names)
+    except ResultsError:  # every repetition failed: said above, with where its log is
+        click.echo("(no successful run to summarize)", err=True)
+        return
+    try:
         summary = summarize(loaded.frame, "iops", "range")
         if summary.empty:
             click.echo("(no successful run to summarize)", err=True)

@@ -274,6 +274,7 @@ def select(configs: list[Config], patterns: Iterable[str] | None) -> list[Config
 
 # ----------------------------------------------------------------------------- validation
 
+MAX_NAME_BYTES = 200  # NAME_MAX is 255; room left for the runner's temp-dir prefixes
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -284,6 +285,9 @@ def problems(c: Config, *, host_mem_mb: int | None = None, vq_mapping: bool | No
     p: list[str] = []
     if not _SAFE_NAME.match(c.name) or not _SAFE_NAME.match(c.label):
         p.append(f"name {c.name!r}: label/name may use letters, digits and . _ + - only")
+    elif len(c.name.encode()) > MAX_NAME_BYTES:  # a run name is a directory name (255 bytes)
+        p.append(f"name {c.name[:40]}... is {len(c.name.encode())} bytes: a run name becomes a "
+                 f"directory name, at most {MAX_NAME_BYTES} bytes (shorten the label)")
     smp_ok = A.AXES["smp"].check(c.smp) is None
     # num_queues and numjobs default to smp: a bad smp is one problem, not three
     derived = {k for k in ("num_queues", "numjobs") if not smp_ok and getattr(c, k) is c.smp}
@@ -311,15 +315,16 @@ def problems(c: Config, *, host_mem_mb: int | None = None, vq_mapping: bool | No
         elif check_files:
             bp = Path(c.backend_path)
             if not bp.exists():
-                p.append(f"backend_path {bp}: does not exist")
+                p.append(f"backend_path {os.path.abspath(bp)}: does not exist")
             elif c.backend == "host_device" and not bp.is_block_device():
-                p.append(f"backend_path {bp}: not a block device")
+                p.append(f"backend_path {os.path.abspath(bp)}: not a block device")
             elif c.backend == "file" and not bp.is_file():
-                p.append(f"backend_path {bp}: not a regular file")
+                p.append(f"backend_path {os.path.abspath(bp)}: not a regular file")
+    # messages name files absolutely: the recorded relative path means little to the reader
     if check_files and not Path(c.fio_job).is_file():
-        p.append(f"fio_job {c.fio_job}: no such file")
+        p.append(f"fio_job {os.path.abspath(c.fio_job)}: no such file")
     elif check_files and (why := _not_a_fio_job(Path(c.fio_job))):
-        p.append(f"fio_job {c.fio_job}: {why}")
+        p.append(f"fio_job {os.path.abspath(c.fio_job)}: {why}")
     return p
 
 

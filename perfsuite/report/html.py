@@ -37,6 +37,14 @@ class RunFiles:
     log_tail: str | None = None  # end of the guest console, read for failed runs only
 
 
+def _dict(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else ([v] if v else [])
+
+
 def source_labels(runs_dirs: list[Path]) -> list[str]:
     """A short, unique label per runs dir (its basename, numbered when two share one)."""
     names = [Path(d).resolve().name or str(d) for d in runs_dirs]
@@ -266,12 +274,12 @@ def _environment(frame, files, jobs, order) -> dict[str, Any]:
     for n in order:
         meta = next((r.meta for r in files.get(n, ()) if r.meta), None)
         if meta:
-            h = meta.get("host") or {}
+            h = _dict(meta.get("host"))  # a meta of any shape: the report is as tolerant as analyze
             for k, v in (("Host", h.get("hostname")), ("Host CPUs", h.get("cpus")),
-                         ("Host kernel", h.get("kernel")), ("Host fio", (meta.get("versions") or {}).get("host_fio"))):
+                         ("Host kernel", h.get("kernel")), ("Host fio", _dict(meta.get("versions")).get("host_fio"))):
                 if v not in (None, ""):
                     host.setdefault(k, set()).add(str(v))
-            if meta.get("qemu_argv"):
+            if meta.get("qemu_argv") and isinstance(meta["qemu_argv"], list):
                 argv.append({"name": n, "cmd": format_argv([str(a) for a in meta["qemu_argv"]])})
         if jobs.get(n):
             used.append({"name": n, **jobs[n]})
@@ -318,7 +326,7 @@ def _raw_links(files, order, out_dir: Path, loaded: set[str] | None) -> list[dic
             links = [{"label": p.name, "href": rel_href(p, out_dir)} for k, p in sorted(r.files.items(), key=lambda kv: ("json", "meta", "log").index(kv[0]))]
             runs.append({"rep": r.rep, "status": status, "links": links,
                          "error": (r.meta or {}).get("error"), "log_tail": r.log_tail,
-                         "mismatch": "; ".join(map(str, (r.meta or {}).get("mismatch") or []))})
+                         "mismatch": "; ".join(map(str, _list((r.meta or {}).get("mismatch"))))})
         out.append({"name": n, "runs": runs, "failed": sum(r["status"] != "ok" for r in runs)})
     return out
 

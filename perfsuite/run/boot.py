@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from perfsuite.errors import PerfsuiteError
+from perfsuite.fsutil import owned_tempdir
 from perfsuite.matrix.config import Config
 
 GUEST_DEVICE = "/dev/vda"
@@ -100,9 +101,21 @@ class BootLike(Protocol):
 
 
 def _workdir(root: str | os.PathLike | None, name: str) -> Path:
-    root_p = Path(root) if root else Path(tempfile.gettempdir())
-    root_p.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f"perfsuite-{name[:40]}-", dir=root_p))
+    # owned: a perfsuite killed with SIGKILL leaves it, and the next run removes it
+    return owned_tempdir(f"perfsuite-{name[:40]}-", root)
+
+
+def read_job(path: str | os.PathLike) -> str:
+    """A job file's text; bytes that are not UTF-8 (a Latin-1 comment) pass through unchanged
+    (fio reads bytes), so the rendered job is the user's file byte for byte."""
+    try:
+        return Path(path).read_bytes().decode("utf-8", "surrogateescape")
+    except OSError as e:
+        raise BootError(f"cannot read the fio job {Path(path).absolute()}: {e.strerror or e}") from None
+
+
+class BootError(PerfsuiteError):
+    """A boot that cannot be prepared (unreadable job file): exit 2, nothing launched."""
 
 
 class Boot:
@@ -112,29 +125,36 @@ class Boot:
                  work_root: str | os.PathLike | None = None, vq_mapping: bool = False,
                  poweroff: bool = True, keep_workdir: bool = False):
         from perfsuite import guest  # the guest package; imported only when booting
-        from perfsuite.qemu.argv import build_argv
         self._guest = guest
         self.config = config
         self.reps = list(reps)
         self.accel = accel
         self.keep_workdir = keep_workdir
+        job = render_job(read_job(config.fio_job), config)  # before any dir is made
+        self._sockdir = None
         self.workdir = _workdir(work_root, config.name)
+        try:
+            self._prepare(job, poweroff, image, vq_mapping)
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def _prepare(self, job: str, poweroff: bool, image: Any, vq_mapping: bool) -> None:
+        guest, config = self._guest, self.config
+        from perfsuite.qemu.argv import build_argv
         self._seen: set[int] = set()
-        job = render_job(Path(config.fio_job).read_text(), config)
-        (self.workdir / "job.fio").write_text(job)
+        (self.workdir / "job.fio").write_bytes(job.encode("utf-8", "surrogateescape"))
         guest.write_plan(self.workdir, guest.GuestPlan(
             repetitions=self.reps, fio_job="job.fio", device=GUEST_DEVICE, scheduler="none",
             poweroff=poweroff))
         sock = self.workdir / "qmp.sock"
         if len(str(sock)) > 100:  # AF_UNIX path limit
-            self._sockdir = Path(tempfile.mkdtemp(prefix="psq-"))
+            self._sockdir = owned_tempdir("psq-")
             sock = self._sockdir / "qmp.sock"
-        else:
-            self._sockdir = None
         self.qmp_socket = sock
         self.console_path = self.workdir / "console.log"
         self.argv = build_argv(config, guest.guest_argv(image, self.workdir), self.workdir,
-                               accel=accel, qmp_socket=sock, console=self.console_path,
+                               accel=self.accel, qmp_socket=sock, console=self.console_path,
                                vq_mapping=vq_mapping)
         self.qemu = None
         self.device: dict[str, Any] = {}
@@ -185,6 +205,10 @@ class Boot:
 
     def exited(self) -> bool:
         return self.qemu is None or self.qemu.poll() is not None
+
+    def exit_code(self) -> int | None:
+        """QEMU's exit status (negative: the signal that killed it), None while it runs."""
+        return None if self.qemu is None else self.qemu.poll()
 
     def console(self) -> str:
         text = ""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from perfsuite import rundir
 from perfsuite.analysis import stats
 
 
@@ -37,13 +38,6 @@ def reps_for_precision(values: Sequence[float], precision_pct: float, cap: int) 
         if stats.t_quantile(0.975, target - 1) * cv_pct / math.sqrt(target) <= precision_pct:
             return target
     return cap
-
-
-def _used_numbers(run_dir: Path) -> set[int]:
-    """Repetition numbers already taken by a result, a meta or a log (failed ones too)."""
-    if not run_dir.is_dir():
-        return set()
-    return {int(p.name.split(".", 1)[0]) for p in run_dir.iterdir() if p.name.split(".", 1)[0].isdigit()}
 
 
 def _measured(runs_dir: Path, name: str) -> list[float]:
@@ -74,7 +68,7 @@ def run_until_precision(configs, runs_dir, runner, precision_pct: float, max_rep
                                               f"repetition(s), not the ±{precision_pct:g}% asked "
                                               f"(--max-repeat {max_repeat})")
                 break
-            start = max(_used_numbers(runs_dir / c.name), default=0) + 1
+            start = max(rundir.used_numbers(runs_dir / c.name), default=0) + 1
             runner.event("more", name=c.name, n=more)
             new = run_config(c, runs_dir, range(start, start + more), runner)
             outcomes += new

@@ -1,8 +1,11 @@
-"""Configs x repetitions -> runs/NAME/N.json (+ N.meta.json, N.log): boots, retries, resume.
+"""Configs x boots x repetitions -> runs/NAME/N.json (+ N.meta.json, N.log): retries, resume.
 
-One boot runs every pending repetition of a config (`fresh_guest`: one boot each). As each
-W/N.json appears it is copied atomically to runs/NAME/N.json with its meta and the console
-so far. A repetition that does not finish before its deadline gets its guest killed, its log
+`run_matrix` gives each config `boots` boots of `repeat` repetitions (boot b holds repetitions
+(b-1)*repeat+1 .. b*repeat), interleaved: boot 1 of every config, then boot 2 of every config,
+..., so host drift spreads over all of them; resume skips what is complete, boot by boot.
+One boot runs every pending repetition of its slot (`fresh_guest`: one boot each). As each
+W/N.json appears it is recorded through perfsuite.rundir (meta, then result) with the
+console so far (perfsuite.run.oneboot). A repetition that does not finish before its deadline gets its guest killed, its log
 kept and status "timeout"; the remaining repetitions go to a new boot. `retries` extra
 attempts are given to each failed repetition. Ctrl-C (KeyboardInterrupt) stops the running
 guest and keeps everything already written. A lock keeps two runners out of one runs dir.
@@ -14,26 +17,24 @@ from perfsuite.errors import PerfsuiteError
 
 import atexit
 import dataclasses
-import hashlib
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import orjson
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
-from perfsuite.run.boot import Boot, BootLike, boot_timeouts
+from perfsuite.fsutil import owned_tempdir, remove_stale_dirs
+from perfsuite.run.boot import Boot, BootLike
+from perfsuite.run.oneboot import run_boot
 from perfsuite.matrix import axes
 from perfsuite.matrix.config import Config
-from perfsuite.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from perfsuite import rundir
+from perfsuite.rundir import complete_reps
 from perfsuite.qemu.accel import AccelChoice, resolve_accel
-from perfsuite.run.meta import build_meta, host_info, now_iso, versions
 
-POLL = 0.1
 Event = Callable[..., None]  # on_event(kind, **data): "boot", "rep", "note"
 
 
@@ -43,7 +44,8 @@ class RunnerError(PerfsuiteError, RuntimeError):
 
 @dataclass
 class RunOptions:
-    repeat: int = 5
+    repeat: int = 5                     # repetitions per boot
+    boots: int = 1                      # boots per configuration (run_matrix)
     accel: str = "auto"                 # auto | kvm | tcg
     timeout: float | None = None        # seconds per repetition; None: derived from the job
     retries: int = 0
@@ -114,7 +116,7 @@ def pin_image(image: Any) -> Any:
     if not dataclasses.is_dataclass(image):
         return image
     try:
-        d = Path(tempfile.mkdtemp(prefix=f"perfsuite-image-{getattr(image, 'key', '')}-"))
+        d = owned_tempdir(f"perfsuite-image-{getattr(image, 'key', '')}-")
         atexit.register(shutil.rmtree, d, True)
         files = {}
         for k in ("kernel", "initrd"):
@@ -131,28 +133,6 @@ def pin_image(image: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- run dir
-
-def complete_reps(run_dir: Path) -> set[int]:
-    """Repetitions with a parseable N.json and no failed meta beside it."""
-    done: set[int] = set()
-    if not run_dir.is_dir():
-        return done
-    for p in run_dir.glob("*.json"):
-        if p.name.endswith(".meta.json") or not p.stem.isdigit():
-            continue
-        try:
-            orjson.loads(p.read_bytes())
-        except (orjson.JSONDecodeError, OSError):
-            continue
-        meta = run_dir / f"{p.stem}.meta.json"
-        try:
-            if meta.exists() and orjson.loads(meta.read_bytes()).get("status") != "ok":
-                continue
-        except (orjson.JSONDecodeError, OSError):
-            pass
-        done.add(int(p.stem))
-    return done
-
 
 def _same_setting(key: str, old: Any, new: Any) -> bool:
     if key in ("fio_job", "backend_path"):
@@ -179,12 +159,9 @@ def resume_conflict(config: Config, run_dir: Path) -> tuple[str, bool] | None:
     want = config.to_meta()
     reps, diffs = [], {}
     for n in sorted(complete_reps(run_dir)):
-        try:
-            got = orjson.loads((run_dir / f"{n}.meta.json").read_bytes()).get("config")
-        except (OSError, orjson.JSONDecodeError, AttributeError):
+        got = rundir.read_config(run_dir, n)
+        if got is None:
             continue  # no meta (data from other tools): nothing to compare
-        if not isinstance(got, dict):
-            continue
         d = {k: (got[k], v) for k, v in want.items() if k in got and not _same_setting(k, got[k], v)}
         if d:
             reps.append(n)
@@ -209,36 +186,17 @@ def _check_resume(config: Config, run_dir: Path, runner: Runner) -> None:
     runner.event("note", text=f"warning: {why}; kept as complete ({_RESUME_HINT})")
 
 
-def _next_boot(run_dir: Path) -> int:
-    best = 0
-    for p in run_dir.glob("*.meta.json"):
-        try:
-            best = max(best, int(orjson.loads(p.read_bytes()).get("boot") or 0))
-        except (orjson.JSONDecodeError, OSError, ValueError, TypeError):
-            pass
-    return best + 1
+def runs_lock(runs_dir: Path):
+    return rundir.lock(runs_dir)
 
 
-_LOCKS: dict[str, FileLock] = {}
-
-
-def runs_lock(runs_dir: Path) -> FileLock:
-    """A re-entrant lock for one runs dir, kept outside it (runs/ holds results only)."""
-    key = os.path.realpath(runs_dir)
-    if key not in _LOCKS:
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        lockdir = Path(tempfile.gettempdir()) / "perfsuite-locks"
-        lockdir.mkdir(exist_ok=True)
-        _LOCKS[key] = FileLock(str(lockdir / f"{digest}.lock"))
-    return _LOCKS[key]
-
-
-def _locked(runs_dir: Path) -> FileLock:
+def _locked(runs_dir: Path):
     lock = runs_lock(runs_dir)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise RunnerError(f"another perfsuite runner is writing {runs_dir}") from None
+        raise RunnerError(f"another perfsuite runner is writing {runs_dir.absolute()} "
+                          f"(it holds {runs_dir.absolute() / rundir.LOCK_NAME})") from None
     return lock
 
 
@@ -249,18 +207,22 @@ def _wanted(reps: int | Iterable[int]) -> list[int]:
 # ----------------------------------------------------------------------------- one config
 
 def run_config(config: Config, runs_dir: str | os.PathLike, reps: int | Iterable[int] = 5,
-               runner: Runner | None = None) -> list[RepOutcome]:
+               runner: Runner | None = None, boot: int | None = None,
+               planned_boots: int = 0) -> list[RepOutcome]:
     """Run repetitions `reps` (a count, or explicit numbers) of one config into runs_dir/NAME.
 
     Usable on its own (the nightly interleaves builds: `run_config(a, d, [1])`,
     `run_config(b, d, [1])`, ...): one `Runner` shared over calls probes KVM only once.
+    `boot` is the number this boot gets in the meta when it is free; boots that continue
+    after a timeout or a retry get numbers after `planned_boots` and every used one.
     """
     runner = runner or Runner()
     runs_dir = Path(runs_dir)
     run_dir = runs_dir / config.name
+    _make_dir(runs_dir, "the runs directory")
     lock = _locked(runs_dir)
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _make_dir(run_dir)
         wanted = _wanted(reps)
         if runner.options.resume:
             _check_resume(config, run_dir, runner)
@@ -272,7 +234,12 @@ def run_config(config: Config, runs_dir: str | os.PathLike, reps: int | Iterable
         attempts = {n: 0 for n in pending}
         while pending:
             batch = pending[:1] if runner.options.fresh_guest else list(pending)
-            finished = _one_boot(config, run_dir, batch, attempts, runner)
+            used = rundir.used_boots(run_dir, exclude=set(pending))
+            if boot is not None and boot not in used:
+                number, boot = boot, None
+            else:
+                number = max(used | {planned_boots}) + 1
+            finished = run_boot(config, run_dir, batch, attempts, runner, number)
             for n, (status, error) in finished.items():
                 if status == "ok" or attempts[n] > runner.options.retries:
                     pending.remove(n)
@@ -282,110 +249,32 @@ def run_config(config: Config, runs_dir: str | os.PathLike, reps: int | Iterable
         lock.release()
 
 
-def _one_boot(c: Config, run_dir: Path, reps: list[int], attempts: dict[int, int],
-              runner: Runner) -> dict[int, tuple[str, str | None]]:
-    """Boot once for `reps`; returns {rep: (status, error)} for every rep it attempted."""
-    choice = runner.accel(c.qemu)
-    tmo = boot_timeouts(c, choice.accel, runner.options.timeout)
-    boot_no = _next_boot(run_dir)
-    boot = runner.launch(c, reps, choice.accel)
-    runner.event("boot", name=c.name, reps=list(reps), accel=choice.accel)
-    common = dict(boot=boot_no, argv=list(boot.argv), accel=choice.accel,
-                  accel_note=choice.note, versions=versions(c.qemu), host=host_info())
-    results: dict[int, tuple[str, str | None]] = {}
-    t_start = now_iso()
-    device: dict = {}
-
-    def record(n: int, status: str, error: str | None, json_path: Path | None = None) -> None:
-        nonlocal t_start
-        attempts[n] += 1
-        if json_path is not None:
-            atomic_write_bytes(run_dir / f"{n}.json", json_path.read_bytes())
-        elif (run_dir / f"{n}.json").exists() and not runner.options.resume:
-            (run_dir / f"{n}.json").unlink()  # a re-run that failed leaves no stale result
-        meta = build_meta(c, n, guest=boot.guest_info(), device=device, started=t_start,
-                          finished=now_iso(), status=status, error=error,
-                          attempt=attempts[n], pinned=getattr(boot, "pinned", None), **common)
-        image = runner.image
-        if image is not None and hasattr(image, "key"):
-            meta["image"] = {"key": image.key, "kernel_source": getattr(image, "kernel_source", None)}
-        atomic_write_json(run_dir / f"{n}.meta.json", meta)
-        atomic_write_text(run_dir / f"{n}.log", boot.console())
-        results[n] = (status, error)
-        t_start = now_iso()
-        if status == "ok" or attempts[n] > runner.options.retries:
-            runner.event("rep", name=c.name, rep=n, status=status, error=error)
-        else:
-            runner.event("note", text=f"{c.name} #{n}: {status} ({error}); retrying")
-
-    status, error = "ok", None
-    result = None
+def _make_dir(d: Path, what: str = "a run directory") -> None:
     try:
-        try:
-            boot.start()
-            device = dict(getattr(boot, "device", {}) or {})
-        except Exception as e:  # noqa: BLE001 - QEMU refused the config: blame the first rep
-            record(reps[0], "failed", f"QEMU did not start: {' '.join(str(e).split())[:500]}")
-            status, error = "failed", str(e)
-            return results
-        deadline = time.monotonic() + tmo.first
-        while True:
-            for n, path in sorted(boot.poll_new().items()):
-                record(n, "ok", None, path)
-                deadline = time.monotonic() + tmo.each
-            for n, st in sorted(boot.failed_reps().items()):
-                if n not in results:
-                    record(n, "failed", f"fio exited with status {st} in the guest")
-                    deadline = time.monotonic() + tmo.each
-            todo = [n for n in reps if n not in results]
-            if not todo:
-                break
-            if boot.exited():
-                for n, path in sorted(boot.poll_new().items()):  # written just before exit
-                    record(n, "ok", None, path)
-                todo = [n for n in reps if n not in results]
-                if todo:
-                    why = getattr(boot, "guest_error", lambda: None)()
-                    status, error = "failed", (f"guest exited before repetition {todo[0]}"
-                                               + (f": {why}" if why else ""))
-                    record(todo[0], "failed", error)
-                break
-            if time.monotonic() > deadline:
-                status = "timeout"
-                error = (f"repetition {todo[0]} did not finish in time "
-                         f"({tmo.first if not results else tmo.each:.0f} s); guest killed")
-                result = boot.finish("timeout", error)  # kill first: the log is then complete
-                record(todo[0], "timeout", error)
-                break
-            time.sleep(POLL)
-    except BaseException:  # Ctrl-C, SIGTERM: stop the guest at once, keep what is written
-        status = "interrupted"
-        raise
-    finally:
-        if result is None:
-            result = boot.finish(status, error)
-        if result.status == "ok":
-            for n, (st, _) in results.items():  # the complete console, power-off included
-                if st == "ok":
-                    atomic_write_text(run_dir / f"{n}.log", boot.console())
-        boot.cleanup()
-    return results
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file of that name, a read-only place, a name too long, ...
+        why = "a file, not a directory" if d.exists() and not d.is_dir() else (e.strerror or str(e))
+        raise RunnerError(f"cannot use {d.absolute()} as {what}: {why}") from None
 
 
 # ----------------------------------------------------------------------------- the matrix
 
+def boot_plan(configs: Sequence[Config], boots: int, repeat: int) -> list[tuple[Config, int, list[int]]]:
+    """(config, boot number, repetitions) in the order they run: boot 1 of every config, then
+    boot 2 of every config, ... so that host drift spreads over all configurations (pure)."""
+    return [(c, b, list(range((b - 1) * repeat + 1, b * repeat + 1)))
+            for b in range(1, boots + 1) for c in configs]
+
+
 def run_matrix(configs: Sequence[Config], runs_dir: str | os.PathLike,
                runner: Runner | None = None) -> list[RepOutcome]:
-    """Every config x `runner.options.repeat` repetitions, config after config."""
+    """Every config x `options.boots` boots x `options.repeat` repetitions, boots interleaved."""
     runner = runner or Runner()
     runs_dir = Path(runs_dir)
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a file of that name, a read-only place, ...
-        why = "a file, not a directory" if runs_dir.exists() else (e.strerror or str(e))
-        raise RunnerError(f"cannot use {runs_dir} as the runs directory: {why}") from None
+    _make_dir(runs_dir, "the runs directory")
     lock = _locked(runs_dir)
     try:
+        cleanup_stale(runner)
         if runner.options.resume:  # before the first launch, for the whole matrix
             found = [f for c in configs if (f := resume_conflict(c, runs_dir / c.name))]
             bad = [why for why, timing_only in found if not timing_only]
@@ -394,8 +283,18 @@ def run_matrix(configs: Sequence[Config], runs_dir: str | os.PathLike,
                                   else f"{len(bad)} run dirs hold repetitions made with other settings "
                                   f"({_RESUME_HINT}):\n  " + "\n  ".join(bad))
         outcomes: list[RepOutcome] = []
-        for c in configs:
-            outcomes += run_config(c, runs_dir, runner.options.repeat, runner)
-        return outcomes
+        k = runner.options.boots
+        for c, b, reps in boot_plan(configs, k, runner.options.repeat):
+            outcomes += run_config(c, runs_dir, reps, runner, boot=b, planned_boots=k)
+        order = {c.name: i for i, c in enumerate(configs)}
+        return sorted(outcomes, key=lambda o: (order.get(o.name, 0), o.rep))
     finally:
         lock.release()
+
+
+def cleanup_stale(runner: Runner) -> None:
+    """Remove the work dirs and image pins of perfsuite processes that died (SIGKILL, OOM)."""
+    roots = {tempfile.gettempdir()} | ({runner.options.work_root} if runner.options.work_root else set())
+    for root in roots:
+        for d in remove_stale_dirs(root, ("perfsuite-", "psq-")):
+            runner.event("note", text=f"removed {d}, left by a perfsuite run that died")
