@@ -1,4 +1,4 @@
-"""Baseline vs candidate, row by row: ratio with a 95% CI, a corrected p-value, a verdict.
+"""Baseline vs candidate, row by row: ratio with a (1 - alpha) CI, a corrected p-value, a verdict.
 
 Rows are matched by configuration: every config column except the ones that name the
 build under test (`label`, and `qemu`, the binary's path, which differs between two
@@ -8,7 +8,7 @@ meta.json falls back to the run name with a leading "<label>-" removed.
 Verdict of a row (statistics in perfsuite.analysis.stats):
 - regression / improvement: significant after the multiplicity correction (p_adj < alpha)
   AND the estimated change is larger than the threshold, in the bad / good direction;
-- no change: the whole 95% CI of the ratio lies within 1 +- threshold;
+- no change: the whole (1 - alpha) Fieller CI of the ratio lies within 1 +- threshold;
 - inconclusive: anything else (too noisy to tell at this threshold), and every row with
   fewer than two runs on a side.
 The renderers at the bottom are pure functions of a Comparison.
@@ -59,8 +59,11 @@ class Comparison:
 ROW_COLUMNS = (
     "config", "name_base", "name_cand", "n_base", "n_cand", "mean_base", "mean_cand",
     "cv_base", "cv_cand", "ratio", "ci_low", "ci_high", "p", "p_adj", "verdict",
-    "outliers_base", "outliers_cand", "reps_needed",
+    "outliers_base", "outliers_cand", "ci_rays", "reps_needed",
 )
+# "Runs needed" is sized to catch a true change of DETECT x the threshold 80% of the time: a
+# change of exactly the threshold is out of reach (its estimate lands beyond it half the time).
+DETECT = 1.5
 
 
 def lower_is_better(column: str) -> bool:
@@ -90,6 +93,7 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
         raise CompareError(f"threshold must be a fraction between 0 and 1, got {threshold}")
     col = resolve_metric(metric, baseline_df, candidate_df)
     base, cand = _usable(baseline_df, col), _usable(candidate_df, col)
+    notes = _nonfinite_warnings(baseline_df, candidate_df, col)
     for side, given, usable in (("baseline", baseline_df, base), ("candidate", candidate_df, cand)):
         # otherwise every row is listed as "only in" the other side, as if the runs were missing
         if len(given) and not len(usable):
@@ -103,7 +107,22 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
     only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
     rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col))
-    return Comparison(rows, only_b, only_c, params, _accel_warnings(base, cand))
+    return Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
+
+
+def _nonfinite_warnings(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, col: str) -> list[str]:
+    """Runs whose value is inf (or -inf) are left out; say so instead of shrinking n silently."""
+    out = []
+    for side, df in (("baseline", baseline_df), ("candidate", candidate_df)):
+        if col not in df.columns:
+            continue
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = np.isinf(v)
+        if bad.any():
+            names = sorted(set(df["name"].astype(str).to_numpy()[bad]))
+            out.append(f"{side}: {int(bad.sum())} run(s) with a non-finite {col} left out "
+                       f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+    return out
 
 
 def _accel_warnings(base: pd.DataFrame, cand: pd.DataFrame) -> list[str]:
@@ -200,7 +219,7 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
         return pd.DataFrame(columns=list(ROW_COLUMNS))
     a = stats.pack([gb[k][2] for k in common])
     b = stats.pack([gc[k][2] for k in common])
-    w = stats.welch(a, b)
+    w = stats.welch(a, b, conf=1.0 - alpha)  # the interval's level is the verdict's
     p = w.p if test == "welch" else stats.mannwhitney_p(a, b)
     ma, mb = stats.moments(a), stats.moments(b)
     few = (w.n_a < 2) | (w.n_b < 2)
@@ -212,7 +231,7 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
     worse = change > threshold if lower_better else change < -threshold
     better = change < -threshold if lower_better else change > threshold
     sig = p_adj < alpha
-    within = (w.ci_low >= 1 - threshold) & (w.ci_high <= 1 + threshold)
+    within = ~w.ci_rays & (w.ci_low >= 1 - threshold) & (w.ci_high <= 1 + threshold)
     verdict = np.select([few, sig & worse, sig & better, within],
                         ["inconclusive", "regression", "improvement", "no change"], "inconclusive")
     return pd.DataFrame({
@@ -223,7 +242,10 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
         "p": p, "p_adj": p_adj, "verdict": verdict,
         "outliers_base": stats.outliers(a, outlier).sum(axis=1),
         "outliers_cand": stats.outliers(b, outlier).sum(axis=1),
-        "reps_needed": stats.reps_needed(cv_a, cv_b, threshold, alpha=alpha, power=0.8),
+        "ci_rays": w.ci_rays,
+        # Sized for the verdict itself: corrected over the table's rows and beyond the threshold.
+        "reps_needed": stats.reps_needed(cv_a, cv_b, DETECT * threshold, alpha=alpha, power=0.8,
+                                         threshold=threshold, rows=int(np.isfinite(p_adj).sum())),
     })
 
 
@@ -235,6 +257,8 @@ def _f(v, fmt: str, none: str = "n/a") -> str:
 
 
 def _ci(r) -> str:
+    if getattr(r, "ci_rays", False):
+        return f"<={r.ci_low:.3f} or >={r.ci_high:.3f}"
     if not np.isfinite(r.ci_low) or not np.isfinite(r.ci_high):
         return "unbounded" if np.isinf(r.ci_low) or np.isinf(r.ci_high) else "n/a"
     return f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
@@ -242,7 +266,8 @@ def _ci(r) -> str:
 
 def _cells(c: Comparison) -> tuple[list[str], list[list[str]]]:
     m = c.params.get("metric", "iops")
-    head = ["Configuration", f"Base {m}", "n", f"Cand {m}", "n", "Ratio", "95% CI",
+    level = 1.0 - float(c.params.get("alpha", 0.05))
+    head = ["Configuration", f"Base {m}", "n", f"Cand {m}", "n", "Ratio", f"{level:.0%} CI",
             f"p({c.params.get('correction', 'holm')})", "Verdict", "Outliers", "Runs needed"]
     body = []
     for r in c.rows.itertuples():

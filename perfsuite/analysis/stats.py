@@ -176,31 +176,50 @@ class TwoSample(NamedTuple):
     ratio: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
+    # True where Fieller's set is two rays: every ratio <= ci_low or >= ci_high.
+    ci_rays: np.ndarray | None = None
 
 
 def welch(a: np.ndarray, b: np.ndarray, conf: float = 0.95) -> TwoSample:
-    """Welch's t-test B vs A per row, plus the ratio mB/mA with its Fieller CI."""
+    """Welch's t-test B vs A per row, plus the ratio mB/mA with its Fieller CI at `conf`."""
     from scipy.special import stdtr
 
-    ma, mb = moments(a), moments(b)
+    a = np.atleast_2d(np.asarray(a, dtype=float))
+    b = np.atleast_2d(np.asarray(b, dtype=float))
+    # One common scale per row: t, p and the ratio do not change, and squares of values
+    # near 1e154 (or variances of 1e77) no longer overflow into NaN.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        scale = np.fmax(np.nanmax(np.abs(np.where(np.isfinite(a), a, np.nan)), axis=1),
+                        np.nanmax(np.abs(np.where(np.isfinite(b), b, np.nan)), axis=1))
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    ma, mb = moments(a / scale[:, None]), moments(b / scale[:, None])
     sa, sb = ma.var / ma.n, mb.var / mb.n
     se2 = sa + sb
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (mb.mean - ma.mean) / np.sqrt(se2)
-        df = se2**2 / (sa**2 / (ma.n - 1) + sb**2 / (mb.n - 1))
+        fa, fb = sa / se2, sb / se2  # shares of the variance: df without squaring se2
+        df = 1.0 / (fa**2 / (ma.n - 1) + fb**2 / (mb.n - 1))
         p = 2.0 * stdtr(df, -np.abs(t))  # two-sided Student-t tail
         ratio = mb.mean / ma.mean
     # Zero spread on both sides: the difference is exact, so it is certain or absent.
     exact = (se2 == 0) & np.isfinite(ma.mean) & np.isfinite(mb.mean)
     p = np.where(exact, np.where(mb.mean == ma.mean, 1.0, 0.0), p)
-    lo, hi = fieller(ma.mean, mb.mean, sa, sb, df, conf)
+    lo, hi, rays = fieller(ma.mean, mb.mean, sa, sb, df, conf, rays=True)
     lo = np.where(exact, ratio, lo)
     hi = np.where(exact, ratio, hi)
-    return TwoSample(ma.mean, mb.mean, ma.n, mb.n, t, df, p, ratio, lo, hi)
+    rays = rays & ~exact
+    return TwoSample(ma.mean * scale, mb.mean * scale, ma.n, mb.n, t, df, p, ratio, lo, hi, rays)
 
 
-def fieller(mean_a, mean_b, se2_a, se2_b, df, conf: float = 0.95):
-    """Fieller CI for mean_b / mean_a (independent samples); (-inf, inf) when unbounded."""
+def fieller(mean_a, mean_b, se2_a, se2_b, df, conf: float = 0.95, rays: bool = False):
+    """Fieller confidence set for mean_b / mean_a (independent samples).
+
+    Three shapes: an interval (lo, hi); two rays (-inf, lo] U [hi, inf) when the baseline
+    mean is not significantly non-zero but the set still excludes the ratios between the
+    roots; or the whole line, reported as (-inf, inf). With rays=True also returns a mask
+    of the two-ray rows (their lo < hi are the roots; the set lies outside them).
+    """
     from scipy.special import stdtrit
 
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -209,13 +228,22 @@ def fieller(mean_a, mean_b, se2_a, se2_b, df, conf: float = 0.95):
         lead = mean_a**2 - q2 * se2_a
         disc = q2 * (se2_a * mean_b**2 + se2_b * lead)
         root = np.sqrt(np.maximum(disc, 0.0))
-        lo = (mean_a * mean_b - root) / lead
-        hi = (mean_a * mean_b + root) / lead
-    unbounded = lead <= 0
-    lo = np.where(unbounded, -np.inf, lo)
-    hi = np.where(unbounded, np.inf, hi)
+        r1 = (mean_a * mean_b - root) / lead
+        r2 = (mean_a * mean_b + root) / lead
+    bounded = lead > 0
+    two = (lead < 0) & (disc > 0)
+    lo = np.where(bounded | two, np.fmin(r1, r2), -np.inf)
+    hi = np.where(bounded | two, np.fmax(r1, r2), np.inf)
     bad = ~np.isfinite(q)
-    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+    lo, hi = np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+    return (lo, hi, two & ~bad) if rays else (lo, hi)
+
+
+def ci_contains(lo, hi, rays, value: float = 1.0):
+    """Whether `value` lies in each row's confidence set (interval or two rays)."""
+    rays = np.zeros(np.shape(lo), bool) if rays is None else np.asarray(rays, bool)
+    inside = (lo <= value) & (value <= hi)
+    return np.where(rays, ~((lo < value) & (value < hi)), inside)
 
 
 def mannwhitney_p(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -319,37 +347,7 @@ def outliers(x: np.ndarray, method: str = "mad", cut: float | None = None) -> np
 # ---------------------------------------------------------------- power and sample size
 
 
-def welch_power(effect, cv_a, cv_b, n_a, n_b, alpha: float = 0.05):
-    """Power of the two-sided Welch test to see a relative change `effect` (noncentral t)."""
-    from scipy import stats as sps
-
-    effect, cv_a, cv_b, n_a, n_b = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (effect, cv_a, cv_b, n_a, n_b)))
-    sa, sb = cv_a**2 / n_a, cv_b**2 / n_b
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df = (sa + sb) ** 2 / (sa**2 / (n_a - 1) + sb**2 / (n_b - 1))
-        ncp = np.abs(effect) / np.sqrt(sa + sb)
-        crit = sps.t.ppf(1 - alpha / 2, df)
-        power = sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp)
-    return power
-
-
-def reps_needed(cv_a, cv_b, effect, alpha: float = 0.05, power: float = 0.8, cap: int = 10_000):
-    """Runs per side for the Welch test to detect a relative change `effect` with `power`.
-
-    cv_a, cv_b are fractions (0.05 = 5%). NaN where the spread is unknown; at least 2.
-    """
-    from scipy import stats as sps
-
-    cv_a, cv_b, effect = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (cv_a, cv_b, effect)))
-    var = cv_a**2 + cv_b**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n = (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) ** 2 * var / effect**2
-        for _ in range(8):  # fixed point: df depends on n; converges in a few steps
-            df = np.maximum(2 * np.ceil(n) - 2, 1)
-            n = (sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) ** 2 * var / effect**2
-        n = np.clip(np.ceil(n), 2, cap)
-    return np.where(np.isfinite(var) & (effect != 0), n, np.nan)
+from perfsuite.analysis.power import reps_needed, verdict_power, welch_power  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------- sequential (SPRT)

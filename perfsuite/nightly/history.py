@@ -139,8 +139,8 @@ def record_night(db: sqlite3.Connection, night: str, comparison, info: dict) -> 
             p.get("correction"), comparison.exit_code))
         db.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", [
             (night, r.config, metric, _num(r.mean_base), int(r.n_base), _num(r.cv_base),
-             _num(r.mean_cand), int(r.n_cand), _num(r.cv_cand), _num(r.ratio), _num(r.ci_low),
-             _num(r.ci_high), _num(r.p_adj), r.verdict, info.get("baseline_qemu_version"),
+             _num(r.mean_cand), int(r.n_cand), _num(r.cv_cand), _num(r.ratio),
+             *((None, None) if getattr(r, "ci_rays", False) else (_num(r.ci_low), _num(r.ci_high))), _num(r.p_adj), r.verdict, info.get("baseline_qemu_version"),
              info.get("candidate_qemu_version"), info.get("host"), stamp)
             for r in comparison.rows.itertuples()])
 
