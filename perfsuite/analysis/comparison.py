@@ -60,6 +60,7 @@ ROW_COLUMNS = (
     "config", "name_base", "name_cand", "n_base", "n_cand", "mean_base", "mean_cand",
     "cv_base", "cv_cand", "ratio", "ci_low", "ci_high", "p", "p_adj", "verdict",
     "outliers_base", "outliers_cand", "ci_rays", "reps_needed",
+    "runs_base", "runs_cand", "one_boot_base", "one_boot_cand",
 )
 # "Runs needed" is sized to catch a true change of DETECT x the threshold 80% of the time: a
 # change of exactly the threshold is out of reach (its estimate lands beyond it half the time).
@@ -107,7 +108,20 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
     only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
     rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col))
+    notes += _one_boot_warnings(rows)
     return Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
+
+
+def _one_boot_warnings(rows: pd.DataFrame) -> list[str]:
+    """A side whose repetitions all share one boot has no boot-to-boot variation in its spread."""
+    out = []
+    for side, col in (("baseline", "one_boot_base"), ("candidate", "one_boot_cand")):
+        if col in rows.columns and rows[col].any():
+            k = int(rows[col].sum())
+            out.append(f"{side}: {k} configuration(s) ran all their repetitions in one boot; their "
+                       "error and p-values are understated (boot-to-boot variation is not in the "
+                       "spread): run with --boots 3 or more")
+    return out
 
 
 def _nonfinite_warnings(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, col: str) -> list[str]:
@@ -202,23 +216,28 @@ def _groups(df: pd.DataFrame, col: str, keys: tuple[str, ...], side: str) -> dic
     sorted_names = names[order]
     uniq, first = np.unique(sorted_names, return_index=True)
     values = np.split(df[col].to_numpy(dtype=float)[order], first[1:])
+    boots = (np.split(df["boot"].to_numpy(dtype=object)[order], first[1:]) if "boot" in df.columns
+             else [None] * len(values))
     out: dict = {}
-    for name, start, vals in zip(uniq.tolist(), first.tolist(), values):
+    for name, start, vals, bts in zip(uniq.tolist(), first.tolist(), values, boots):
         display = strip_label(name, labels[order[start]])
         key = key_of[name] if keys else (display,)
         if key in out:
             raise CompareError(
                 f"{side} holds two runs of the same configuration ({out[key][1]!r} and {name!r}); "
                 "select one build with --label")
-        out[key] = (display, name, vals)
+        out[key] = (display, name, vals, stats.boot_units(vals, bts))
     return out
 
 
 def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better) -> pd.DataFrame:
     if not common:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
-    a = stats.pack([gb[k][2] for k in common])
-    b = stats.pack([gc[k][2] for k in common])
+    raw_a = stats.pack([gb[k][2] for k in common])
+    raw_b = stats.pack([gc[k][2] for k in common])
+    # The unit of every test is the boot (boot means) when runs share boots: see boot_units.
+    a = stats.pack([gb[k][3].values for k in common])
+    b = stats.pack([gc[k][3].values for k in common])
     w = stats.welch(a, b, conf=1.0 - alpha)  # the interval's level is the verdict's
     p = w.p if test == "welch" else stats.mannwhitney_p(a, b)
     ma, mb = stats.moments(a), stats.moments(b)
@@ -240,8 +259,11 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
         "n_base": w.n_a, "n_cand": w.n_b, "mean_base": w.mean_a, "mean_cand": w.mean_b,
         "cv_base": cv_a, "cv_cand": cv_b, "ratio": w.ratio, "ci_low": w.ci_low, "ci_high": w.ci_high,
         "p": p, "p_adj": p_adj, "verdict": verdict,
-        "outliers_base": stats.outliers(a, outlier).sum(axis=1),
-        "outliers_cand": stats.outliers(b, outlier).sum(axis=1),
+        "runs_base": [gb[k][3].runs for k in common], "runs_cand": [gc[k][3].runs for k in common],
+        "one_boot_base": [gb[k][3].one_boot for k in common],
+        "one_boot_cand": [gc[k][3].one_boot for k in common],
+        "outliers_base": stats.outliers(raw_a, outlier).sum(axis=1),
+        "outliers_cand": stats.outliers(raw_b, outlier).sum(axis=1),
         "ci_rays": w.ci_rays,
         # Sized for the verdict itself: corrected over the table's rows and beyond the threshold.
         "reps_needed": stats.reps_needed(cv_a, cv_b, DETECT * threshold, alpha=alpha, power=0.8,
@@ -254,6 +276,12 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
 
 def _f(v, fmt: str, none: str = "n/a") -> str:
     return none if v is None or not np.isfinite(v) else format(v, fmt)
+
+
+def _n(units, runs) -> str:
+    # "15/3b": 15 runs in 3 boots, the test's n being the 3 boot means.
+    units = int(units)
+    return f"{int(runs)}/{units}b" if runs is not None and int(runs) > units else str(units)
 
 
 def _ci(r) -> str:
@@ -271,8 +299,8 @@ def _cells(c: Comparison) -> tuple[list[str], list[list[str]]]:
             f"p({c.params.get('correction', 'holm')})", "Verdict", "Outliers", "Runs needed"]
     body = []
     for r in c.rows.itertuples():
-        body.append([r.config, _f(r.mean_base, ".1f"), str(int(r.n_base)), _f(r.mean_cand, ".1f"),
-                     str(int(r.n_cand)), _f(r.ratio, ".3f"), _ci(r), _f(r.p_adj, ".3g"), r.verdict,
+        body.append([r.config, _f(r.mean_base, ".1f"), _n(r.n_base, getattr(r, "runs_base", None)),
+                     _f(r.mean_cand, ".1f"), _n(r.n_cand, getattr(r, "runs_cand", None)), _f(r.ratio, ".3f"), _ci(r), _f(r.p_adj, ".3g"), r.verdict,
                      f"{int(r.outliers_base)}/{int(r.outliers_cand)}", _f(r.reps_needed, ".0f")])
     return head, body
 

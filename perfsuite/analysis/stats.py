@@ -100,10 +100,17 @@ ERROR_HELP = {
 }
 
 
-def error_pct(values: Sequence[float], kind: str = "range") -> float:
-    """The error of a set of repetitions as a percentage of their mean (NaN if undefined)."""
+def error_pct(values: Sequence[float], kind: str = "range", boots: Sequence | None = None) -> float:
+    """The error of a set of repetitions as a percentage of their mean (NaN if undefined).
+
+    With `boots` (the boot number of each value), `sem` and `ci95` are those of the mean
+    over boot means when there are two or more boots (see `boot_units`): how well the mean
+    is known includes the boot-to-boot variation. `range` and `cv` describe the runs.
+    """
     if kind not in ERROR_KINDS:
         raise ValueError(f"unknown error kind {kind!r}; choose one of {', '.join(ERROR_KINDS)}")
+    if boots is not None and kind in ("sem", "ci95"):
+        values = boot_units(values, boots).values
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     n = x.size
@@ -134,6 +141,54 @@ def t_quantile(q: float, dof: float) -> float:
 
 
 # ---------------------------------------------------------------- row-wise helpers
+
+
+class Units(NamedTuple):
+    values: np.ndarray  # one value per independent unit (a boot mean, or a run)
+    boots: int  # distinct boots among the runs (0: unknown)
+    runs: int
+    one_boot: bool  # several runs, all in one boot: the spread misses the boot-to-boot part
+
+
+def boot_units(values: Sequence[float], boots: Sequence | None = None) -> Units:
+    """The independent units of one configuration's runs: boot means when runs share boots.
+
+    Repetitions in one guest boot share that boot's state (page cache, vCPU placement, host
+    layout), so they vary less among themselves than boots do; treating them as independent
+    understates the error of the mean. With two or more boots each boot's mean is one
+    unit (unequal repetitions per boot: still unbiased, the unit means just differ in
+    precision). A single boot leaves nothing better than the runs themselves: they are
+    returned with one_boot=True so the caller can warn. Runs without a boot number count
+    as boots of their own (old data, where every repetition was booted afresh).
+    """
+    x = np.asarray(values, dtype=float)
+    ok = np.isfinite(x)
+    x = x[ok]
+    if boots is None:
+        return Units(x, 0, x.size, False)
+    b = np.asarray(_canon_boots(boots), dtype=object)[ok]
+    missing = np.array([v is None for v in b], dtype=bool)
+    labels = np.array([f"run{i}" if m else f"boot{v}" for i, (v, m) in enumerate(zip(b, missing))])
+    uniq, inv = np.unique(labels, return_inverse=True)
+    k = uniq.size
+    if k >= 2 and k < x.size:
+        sums = np.bincount(inv, weights=x, minlength=k)
+        return Units(sums / np.bincount(inv, minlength=k), k, x.size, False)
+    return Units(x, k, x.size, k == 1 and x.size >= 2 and not missing.all())
+
+
+def _canon_boots(boots: Sequence) -> list:
+    """Boot numbers as hashable values, None where unknown (NaN, None, empty)."""
+    out = []
+    for v in boots:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+            out.append(None)
+        elif isinstance(v, (float, np.floating)) and float(v).is_integer():
+            out.append(int(v))
+        else:
+            out.append(v)
+    return out
+
 
 
 def pack(groups: Sequence[Sequence[float]]) -> np.ndarray:
