@@ -75,10 +75,19 @@ def test_sequential_stops_early_when_clear(tmp_path):
     fake = FakeRunner(lambda c: 1e5 * (0.7 if c.label == "candidate" and c.smp == 2 else 1), cv=0.01)
     opts = N.NightlyOptions(repeat=2, sequential=True, max_repeat=30)
     res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", opts, fake, night="n1", html=False)
-    assert res.stops["baseline-smp-2-dataplane"] == ("change", 4)  # huge drop: the minimum of 4 pairs
+    # Huge drop: the first look at which the Bayes factor can reach 2 configs / alpha = 40
+    # at all (its ceiling is (1 + n tau^2)^((n-1)/2): 36 at 5 pairs, 130 at 6).
+    assert res.stops["baseline-smp-2-dataplane"] == ("change", 6)
     decision, n = res.stops["baseline-smp-1-dataplane"]
     assert decision == "no change" and n < 30
     assert res.exit_code == 1
+    rows = res.comparison.rows.set_index("config")
+    assert rows.loc["smp-2-dataplane", "verdict"] == "regression"
+    assert rows.loc["smp-1-dataplane", "verdict"] == "no change"
+    assert res.comparison.params["test"] == "sequential mixture t"
+    # the reported ratio is the bias-adjusted one, near the true 0.7, inside its interval
+    r = rows.loc["smp-2-dataplane"]
+    assert abs(r.ratio - 0.7) < 0.02 and r.ci_low < r.ratio < r.ci_high
 
 
 def test_slow_creep_over_nights_is_named(tmp_path):

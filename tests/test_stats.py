@@ -137,33 +137,3 @@ def test_welch_power_matches_simulation_at_seed_noise():
         tol = 3.5 * math.sqrt(claimed * (1 - claimed) / 5000)
         # Welch estimates its df: up to 3 points below the noncentral-t claim at n = 5, never above.
         assert claimed - 0.03 - tol <= seen <= claimed + tol, (cv, seen, claimed)
-
-
-def test_sequential_errors_and_runs_beat_fixed_n():
-    """CV 5%, 5% change, alpha 1%, beta 10%: false alarms <= 1%, power >= 90%, and fewer
-    runs on average than the fixed-n Welch test needs for the same error rates."""
-    rng = np.random.default_rng(21)
-    paths = 6000
-    fixed = int(stats.reps_needed(0.05, 0.05, 0.05, alpha=0.01, power=0.9))
-    for cv in (0.04, 0.06, 0.08):  # the false-alarm rate peaks near CV = change
-        x, y = rng.normal(1.0, cv, (paths, 60)), rng.normal(1.0, cv, (paths, 60))
-        assert np.mean(stats.sequential_paths(x, y)[1] == stats.SEQ_CHANGE) <= binom_upper(0.01, paths)
-    a = rng.normal(1.0, 0.05, (paths, 60))
-    n0, dec0, _ = stats.sequential_paths(a, rng.normal(1.0, 0.05, (paths, 60)))
-    n1, dec1, dir1 = stats.sequential_paths(a, rng.normal(0.95, 0.0475, (paths, 60)))
-    assert np.mean(dec0 == stats.SEQ_CHANGE) <= binom_upper(0.01, paths)
-    assert np.mean((dec1 == stats.SEQ_CHANGE) & (dir1 < 0)) >= 0.9 - 3.5 * math.sqrt(0.09 / paths)
-    assert n1.mean() < fixed and n0.mean() < fixed
-
-
-def test_sequential_paths_agree_with_one_shot_test():
-    rng = np.random.default_rng(2)
-    a, b = rng.normal(1.0, 0.05, (300, 40)), rng.normal(0.96, 0.05, (300, 40))
-    n, dec, direction = stats.sequential_paths(a, b, n_max=40)
-    for i in range(0, 300, 7):
-        k = int(n[i])
-        one = stats.sequential_test(a[i:i + 1, :k], b[i:i + 1, :k], n_max=40)
-        assert one.decision[0] == dec[i] and one.direction[0] == direction[i]
-        if k > 4:  # and it did not stop earlier
-            before = stats.sequential_test(a[i:i + 1, :k - 1], b[i:i + 1, :k - 1], n_max=40)
-            assert before.decision[0] == stats.SEQ_CONTINUE

@@ -49,36 +49,12 @@ rows may hold different numbers of runs):
   flagged beyond 3.5 (robust: one wild run cannot hide itself by inflating
   the spread, as it does with mean +- 3 s); or Tukey's fences, outside
   [Q1 - 1.5 IQR, Q3 + 1.5 IQR].
-- Repetitions needed: to detect a relative change d with power 1 - beta at
-  two-sided level alpha, per side n = (t(1-alpha/2, df) + t(1-beta, df))^2 *
-  (cvA^2 + cvB^2) / d^2, iterated because df = 2n - 2 depends on n (the
-  normal-approximation start is refined with Student quantiles).
-  ``welch_power`` gives the power itself from the noncentral t distribution
-  (df from the true variances). Welch's test estimates its df from the data,
-  so at n <= 5 per side the real power is 2-3 points lower than this figure
-  (measured in benchmarks/RESULTS-stats.md); from n ~ 10 they agree.
-- Sequential procedure (fewer runs than a fixed-n test): Wald's sequential
-  probability ratio test, run after every interleaved pair (A, B) of runs, on
-  log IOPS so that a change is a ratio. With d = mean(log B) - mean(log A),
-  its variance se^2 = vA/nA + vB/nB and information I = 1/se^2, the
-  log-likelihood ratio of "changed by theta" against "unchanged" is
-  l = theta * z * sqrt(I) - theta^2 I / 2 (normal likelihood), computed for a
-  drop (theta = -log(1 - threshold)) and a rise (theta = log(1 + threshold)).
-  z is Welch's t turned into the normal deviate with the same p-value: a plug-in
-  variance from 4 runs would otherwise make l far too confident (t_3 has heavy
-  tails). Stop with "change" when either l >= log(2 / alpha), with "no change"
-  when both l <= log(beta / (1 - alpha)), else measure another pair, up to a
-  cap. These are Wald's boundaries, the upper one in its conservative form
-  (Wald's inequality: false alarms <= 1/A per direction); his usual
-  log((1 - beta) / (alpha/2)) let the plug-in variance push false alarms to
-  1.07% at CV 6%. The error rates are not taken on faith:
-  benchmarks/bench_stats.py and the tests measure them by simulation (CV 5%,
-  5% change, alpha 1%, beta 10%: under 1% false alarms at every CV from 3% to
-  15%, 92% power, 22 runs per side on average when there is a change and 17
-  when there is none, against 32 for the fixed-n Welch test).
-  Wald's test is the test with the smallest expected sample size at both
-  hypotheses among tests with the same error rates, which is why it beats a
-  fixed n; the price is a variable (capped) number of runs.
+- Repetitions needed and power: perfsuite.analysis.power (the power of the verdict
+  rule itself, threshold and correction included, and a search over n).
+- Boots: repetitions in one boot are not independent; every test and interval uses
+  boot means as its unit when runs carry several boots (``boot_units``).
+- Sequential testing (`perfsuite nightly --sequential`) is perfsuite.analysis.sequential:
+  a mixture t-test whose false-alarm rate holds under optional stopping.
 """
 
 from __future__ import annotations
@@ -403,91 +379,3 @@ def outliers(x: np.ndarray, method: str = "mad", cut: float | None = None) -> np
 
 
 from perfsuite.analysis.power import reps_needed, verdict_power, welch_power  # noqa: E402,F401
-
-
-# ---------------------------------------------------------------- sequential (SPRT)
-
-SEQ_CONTINUE, SEQ_CHANGE, SEQ_NONE, SEQ_CAP = "continue", "change", "no change", "cap"
-
-
-class Sequential(NamedTuple):
-    decision: np.ndarray  # SEQ_* per row (str)
-    direction: np.ndarray  # -1 drop, +1 rise, 0 none (sign of the winning change)
-    llr_down: np.ndarray
-    llr_up: np.ndarray
-
-
-def sprt_bounds(alpha: float = 0.01, beta: float = 0.10) -> tuple[float, float]:
-    """Wald's log boundaries (upper: declare a change, lower: declare none), two-sided.
-
-    Upper: log(1 / (alpha/2)), the conservative form (see the module docstring)."""
-    return math.log(2.0 / alpha), math.log(beta / (1 - alpha))
-
-
-def _sprt_llr(ma, mb, va, vb, na, nb, threshold):
-    from scipy import stats as sps
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sa, sb = va / na, vb / nb
-        se2 = sa + sb
-        t = (mb - ma) / np.sqrt(se2)
-        df = se2**2 / (sa**2 / (na - 1) + sb**2 / (nb - 1))
-        z = np.sign(t) * sps.norm.isf(sps.t.sf(np.abs(t), df))
-        root_i = 1.0 / np.sqrt(se2)
-    down, up = -math.log1p(-threshold), math.log1p(threshold)
-    return -down * z * root_i - down**2 * root_i**2 / 2, up * z * root_i - up**2 * root_i**2 / 2
-
-
-def _sprt_decide(l_down, l_up, n, alpha, beta, n_min, n_max):
-    hi, lo = sprt_bounds(alpha, beta)
-    change = (l_down >= hi) | (l_up >= hi)
-    none = (l_down <= lo) & (l_up <= lo)
-    decision = np.select([n < n_min, change, none, n >= n_max],
-                         [SEQ_CONTINUE, SEQ_CHANGE, SEQ_NONE, SEQ_CAP], SEQ_CONTINUE)
-    direction = np.where(change, np.where(l_down >= l_up, -1, 1), 0)
-    return decision, direction
-
-
-def sequential_test(a, b, threshold: float = 0.05, alpha: float = 0.01, beta: float = 0.10,
-                    n_min: int = 4, n_max: int = 60) -> Sequential:
-    """The SPRT's decision for each row of the runs so far (a: baseline, b: candidate)."""
-    la = np.log(np.where(np.asarray(a, dtype=float) > 0, a, np.nan))
-    lb = np.log(np.where(np.asarray(b, dtype=float) > 0, b, np.nan))
-    ma, mb = moments(la), moments(lb)
-    l_down, l_up = _sprt_llr(ma.mean, mb.mean, ma.var, mb.var, ma.n, mb.n, threshold)
-    decision, direction = _sprt_decide(l_down, l_up, np.minimum(ma.n, mb.n), alpha, beta, n_min, n_max)
-    return Sequential(decision, direction, l_down, l_up)
-
-
-def sequential_paths(a, b, threshold: float = 0.05, alpha: float = 0.01, beta: float = 0.10,
-                     n_min: int = 4, n_max: int | None = None):
-    """Run the SPRT along whole simulated paths (rows; column j = the j-th pair).
-
-    Returns (runs per side at the stop, decision, direction) per row; a row that never
-    decides stops at the last column with SEQ_CAP. Prefix moments come from cumulative
-    sums, so a million looks cost a few array passes (used by the benchmark and tests).
-    """
-    la, lb = np.log(np.asarray(a, dtype=float)), np.log(np.asarray(b, dtype=float))
-    n_max = la.shape[1] if n_max is None else min(n_max, la.shape[1])
-    la, lb = la[:, :n_max], lb[:, :n_max]
-    n = np.arange(1, n_max + 1, dtype=float)
-
-    centre = la[:, :1]  # one shift for both sides: cumulative sums of squares stay accurate
-
-    def prefix(x):
-        x = x - centre
-        m = np.cumsum(x, axis=1) / n
-        v = (np.cumsum(x * x, axis=1) - n * m * m) / np.maximum(n - 1, 1)
-        return m, np.where(n >= 2, v, np.nan)
-
-    (ma, va), (mb, vb) = prefix(la), prefix(lb)
-    l_down, l_up = _sprt_llr(ma, mb, va, vb, n, n, threshold)
-    decision, direction = _sprt_decide(l_down, l_up, np.broadcast_to(n, la.shape), alpha, beta,
-                                       n_min, n_max)
-    stopped = decision != SEQ_CONTINUE
-    stopped[:, -1] = True
-    first = stopped.argmax(axis=1)
-    rows = np.arange(la.shape[0])
-    dec = decision[rows, first]
-    dec = np.where(dec == SEQ_CONTINUE, SEQ_CAP, dec)
-    return first + 1, dec, direction[rows, first]
