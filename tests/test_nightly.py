@@ -95,14 +95,18 @@ def test_slow_creep_over_nights_is_named(tmp_path):
     but the history names night 8 as the start of a creep."""
     creep = {"f": 1.0}
     fake = FakeRunner(lambda c: 1e5 * (creep["f"] if c.label == "candidate" else 1.0), cv=0.005, seed=3)
-    verdicts = []
+    verdicts, reported = [], []
     for i in range(20):
         creep["f"] = 1.0 - 0.005 * max(0, i - 7)
         res = N.run_night(pairs((1,)), tmp_path / "res", tmp_path / f"runs{i}", N.NightlyOptions(repeat=4),
                           fake, night=f"2026-04-{i + 1:02d}", html=False)
         verdicts.append(res.comparison.rows["verdict"].iloc[0])
+        reported += [(i, r.kind, r.night) for r in res.changes.itertuples()]
     assert "regression" not in verdicts[:12]
-    cp = res.changes
+    # Reported once, on the night it is first seen, not again every night after.
+    assert len(reported) == 1, reported
+    db = H.open_history(tmp_path / "res" / H.FILENAME)
+    cp = H.detect(H.results(db))
     assert len(cp) == 1 and cp.iloc[0]["kind"] == "creep"
     assert abs(int(cp.iloc[0]["night"][-2:]) - 9) <= 2  # night index 8 = 2026-04-09
     r = CliRunner().invoke(history_cmd, ["--results-dir", str(tmp_path / "res")])

@@ -326,7 +326,8 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
     labels = (pairs[0][0].label, pairs[0][1].label)
     info = night_info(fa.frame, fb.frame, started, finished, labels)
     history.record_night(db, night, comp, info)
-    changes = history.detect(history.results(db, comp.params["metric"]))
+    # Each change point once: on the night it is first seen, not again every night after.
+    changes = history.new_changes(history.results(db, comp.params["metric"]), night)
     db.close()
     res = NightResult(night, comp, comp.exit_code, stops=stops, failures=failures,
                       warnings=fa.warnings + fb.warnings, changes=changes)
