@@ -30,7 +30,7 @@ from perfsuite.analysis import stats
 from perfsuite.matrix import axes
 
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
-TESTS = ("welch", "mannwhitney")
+TESTS = ("welch", "mannwhitney", "moderated")
 
 
 class CompareError(PerfsuiteError, ValueError):
@@ -239,7 +239,18 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
     a = stats.pack([gb[k][3].values for k in common])
     b = stats.pack([gc[k][3].values for k in common])
     w = stats.welch(a, b, conf=1.0 - alpha)  # the interval's level is the verdict's
-    p = w.p if test == "welch" else stats.mannwhitney_p(a, b)
+    if test == "welch":
+        p = w.p
+    elif test == "moderated" and len(common) >= 3:  # fewer rows: nothing to borrow, Welch
+        from perfsuite.analysis.moderated import moderated
+
+        p, lo, hi = moderated(a, b, conf=1.0 - alpha)
+        # its own interval, so the verdict and the interval still agree
+        w = w._replace(ci_low=lo, ci_high=hi, ci_rays=np.zeros(len(common), bool))
+    elif test == "moderated":
+        p = w.p
+    else:
+        p = stats.mannwhitney_p(a, b)
     ma, mb = stats.moments(a), stats.moments(b)
     few = (w.n_a < 2) | (w.n_b < 2)
     p = np.where(few, np.nan, p)

@@ -48,7 +48,7 @@ def _fail(cmd: str, msg: str, code: int = 2) -> None:
 @click.option("--retries", default=1, show_default=True, type=click.IntRange(0))
 @click.option("--work-root", type=click.Path(file_okay=False), help="Where per-boot work dirs go (default: the temp dir).")
 @click.option("--threshold", default="5%", show_default=True, help="Smallest change that counts (0.05 or 5%).")
-@click.option("--test", type=click.Choice(["welch", "mannwhitney"]), default="welch", show_default=True)
+@click.option("--test", type=click.Choice(["welch", "mannwhitney", "moderated"]), default="welch", show_default=True)
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True)
 @click.option("--metric", default="iops", show_default=True)
 @click.option("--throttle-iops", type=click.IntRange(1), metavar="N",
