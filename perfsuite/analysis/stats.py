@@ -142,10 +142,20 @@ def boot_units(values: Sequence[float], boots: Sequence | None = None) -> Units:
     x = x[ok]
     if boots is None:
         return Units(x, 0, x.size, False)
-    b = np.asarray(_canon_boots(boots), dtype=object)[ok]
-    missing = np.array([v is None for v in b], dtype=bool)
-    labels = np.array([f"run{i}" if m else f"boot{v}" for i, (v, m) in enumerate(zip(b, missing))])
-    uniq, inv = np.unique(labels, return_inverse=True)
+    try:  # numbers (the usual case): no Python loop
+        num = np.asarray(boots, dtype=float)[ok]
+    except (TypeError, ValueError):
+        num = None
+    if num is not None:
+        missing = ~np.isfinite(num)
+        # a run without a boot number is a boot of its own: give it a key no boot has
+        keys = np.where(missing, np.nanmax(np.r_[num[~missing], 0]) + 1 + np.arange(num.size), num)
+        uniq, inv = np.unique(keys, return_inverse=True)
+    else:
+        b = np.asarray(_canon_boots(boots), dtype=object)[ok]
+        missing = np.array([v is None for v in b], dtype=bool)
+        labels = np.array([f"run{i}" if m else f"boot{v}" for i, (v, m) in enumerate(zip(b, missing))])
+        uniq, inv = np.unique(labels, return_inverse=True)
     k = uniq.size
     if k >= 2 and k < x.size:
         sums = np.bincount(inv, weights=x, minlength=k)
