@@ -71,9 +71,18 @@ def lower_is_better(column: str) -> bool:
     return column.startswith("lat")
 
 
+# Tail latency: compared on the log scale (a percentile's run-to-run spread is
+# multiplicative and skewed), ratio = geometric-mean ratio with a log-scale t interval.
+TAIL_METRICS = {"p50": "lat_p50_us", "p99": "lat_p99_us", "p99.9": "lat_p999_us",
+                "p999": "lat_p999_us"}
+LOG_SCALE = frozenset(TAIL_METRICS.values())
+
+
 def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
     from perfsuite.analysis.summary import metric_column
 
+    if metric in TAIL_METRICS:
+        return TAIL_METRICS[metric]
     try:
         return metric_column(metric)
     except ValueError:
@@ -107,7 +116,8 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
                   alpha=alpha, match_on=list(keys) or ["name"])
     only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
     only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
-    rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col))
+    rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col),
+                 col in LOG_SCALE)
     notes += _one_boot_warnings(rows)
     return Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
 
@@ -226,19 +236,44 @@ def _groups(df: pd.DataFrame, col: str, keys: tuple[str, ...], side: str) -> dic
             raise CompareError(
                 f"{side} holds two runs of the same configuration ({out[key][1]!r} and {name!r}); "
                 "select one build with --label")
-        out[key] = (display, name, vals, stats.boot_units(vals, bts))
+        out[key] = (display, name, vals, stats.boot_units(vals, bts), bts)
     return out
 
 
-def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better) -> pd.DataFrame:
+def log_welch(a, b, conf: float):
+    """Welch on log values: the ratio of geometric means with its log-scale t interval."""
+    from scipy.special import stdtrit
+
+    la = np.log(np.where(a > 0, a, np.nan))
+    lb = np.log(np.where(b > 0, b, np.nan))
+    w = stats.welch(la, lb, conf)
+    ma, mb = stats.moments(la), stats.moments(lb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(ma.var / ma.n + mb.var / mb.n)
+        half = stdtrit(w.df, 0.5 + conf / 2) * se
+    d = mb.mean - ma.mean
+    return w._replace(mean_a=np.exp(ma.mean), mean_b=np.exp(mb.mean), ratio=np.exp(d),
+                      ci_low=np.exp(d - half), ci_high=np.exp(d + half),
+                      ci_rays=np.zeros(len(d), bool))
+
+
+def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better,
+          log_scale: bool = False) -> pd.DataFrame:
     if not common:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
     raw_a = stats.pack([gb[k][2] for k in common])
     raw_b = stats.pack([gc[k][2] for k in common])
     # The unit of every test is the boot (boot means) when runs share boots: see boot_units.
-    a = stats.pack([gb[k][3].values for k in common])
-    b = stats.pack([gc[k][3].values for k in common])
-    w = stats.welch(a, b, conf=1.0 - alpha)  # the interval's level is the verdict's
+    if log_scale:  # boot means of the logs (geometric), then the log-scale test
+        def units(g):
+            return np.exp(stats.boot_units(np.log(np.where(g[2] > 0, g[2], np.nan)), g[4]).values)
+    else:
+        def units(g):
+            return g[3].values
+    a = stats.pack([units(gb[k]) for k in common])
+    b = stats.pack([units(gc[k]) for k in common])
+    # the interval's level is the verdict's
+    w = log_welch(a, b, 1.0 - alpha) if log_scale else stats.welch(a, b, conf=1.0 - alpha)
     if test == "welch":
         p = w.p
     elif test == "moderated" and len(common) >= 3:  # fewer rows: nothing to borrow, Welch
