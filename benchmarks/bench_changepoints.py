@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("-o", "--output", default=str(Path(__file__).with_name("RESULTS-changepoints.md")))
     args = ap.parse_args()
     rng = np.random.default_rng(20261202)
-    single, families = (200, 20) if args.quick else (400, 40)
+    single, families = (100, 10) if args.quick else (300, 30)
     t0 = time.perf_counter()
     L = ["# Change points (benchmarks/bench_changepoints.py)", "",
          f"{T} nights, AR(1) noise with marginal SD {SD:.0%}, alpha 1%; {single} histories per "

@@ -183,14 +183,28 @@ def null_ar(n: int, phi: float, pool: int, draws: int = 4000) -> np.ndarray:
     return np.sort(statistic(z))
 
 
-def test_series(x: np.ndarray, phi: float, pool: int = 1) -> tuple[float, float]:
-    """(p-value of "no change", noise SD of the whitened series); phi estimated from `pool` series."""
+def _p_at(x: np.ndarray, phi: float, pool: int) -> tuple[float, float]:
     z = x[1:] - phi * x[:-1]  # always one night shorter, so phi = 0 and phi > 0 compare alike
     g = float(statistic(z[None, :])[0])
     s2 = float(two_split_sse(z[None, :])[0])
-    null = null_ar(x.size, round(phi * 20) / 20, min(pool, 4))  # cache on a 0.05 grid
+    null = null_ar(x.size, phi, min(pool, 4))
     p = float((1 + null.size - np.searchsorted(null, g, side="left")) / (1 + null.size))
     return p, math.sqrt(max(s2 / max(z.size - 5, 1), 1e-300))
+
+
+def test_series(x: np.ndarray, phi: float, pool: int = 1) -> tuple[float, float]:
+    """(p-value of "no change", noise SD of the whitened series); phi estimated from `pool` series.
+
+    phi estimated from few series is noisy, and an underestimate under-whitens (alarms);
+    so the p-value is the larger of the ones at phi and at phi + 0.1 / sqrt(pool) (under
+    half a standard error up, on the 0.05 grid): measured, it holds the nominal rate at
+    AR(1) 0.3 and 0.6 for one configuration (bench_changepoints.py); nearly free when pooled.
+    """
+    lo = round(phi * 20) / 20  # cache the nulls on a 0.05 grid
+    hi = min(0.9, round((phi + 0.1 / math.sqrt(max(pool, 1))) * 20) / 20)
+    p1, s1 = _p_at(x, lo, pool)
+    p2, _ = _p_at(x, hi, pool) if hi > lo else (p1, s1)
+    return max(p1, p2), s1
 
 
 def segment(x: np.ndarray, phi: float, sigma: float, level: float) -> list[int]:
