@@ -47,3 +47,34 @@ def test_compare_moderated_interval_agrees_with_its_verdict():
     r = c.rows.set_index("config")
     sig = r["p_adj"] < 0.05
     assert ((r["ci_high"] < 1) | (r["ci_low"] > 1))[sig].all()
+
+
+def test_nightly_moderated_borrows_its_prior_from_the_history(tmp_path):
+    from perfsuite.matrix.config import Config
+    from perfsuite.nightly import history as H
+    from perfsuite.nightly import night as N
+    from tests.synthetic import write_runs
+
+    pairs = N.pair_configs([Config(label="baseline", qemu="/a", smp=1, runtime=2, ramp=0)],
+                           [Config(label="candidate", qemu="/b", smp=1, runtime=2, ramp=0)])
+    rng = np.random.default_rng(4)
+
+    def run_one(config, runs_dir, reps):
+        for rep in reps:
+            write_runs(runs_dir, config.name, 1e5, 0.04, 1, seed=rng, config=config.to_meta(), first_rep=rep)
+        return []
+
+    from perfsuite.analysis.results import load_runs
+
+    opts = N.NightlyOptions(repeat=4, test="moderated")
+    for i in range(4):
+        res = N.run_night(pairs, tmp_path / "res", tmp_path / f"runs{i}", opts, run_one,
+                          night=f"n{i}", html=False)
+    db = H.open_history(tmp_path / "res" / H.FILENAME)
+    prior = H.variance_prior(db)
+    assert prior is not None and prior[0] > 0 and 0.02 < prior[1] ** 0.5 < 0.08
+    # One configuration: alone it has nothing to borrow (Welch's p); the history gives it a prior.
+    fa, fb = (load_runs(tmp_path / "runs3" / s).frame for s in ("baseline", "candidate"))
+    welch_p = C.compare(fa, fb, test="moderated").rows.iloc[0].p
+    assert welch_p == C.compare(fa, fb).rows.iloc[0].p
+    assert res.comparison.rows.iloc[0].p != welch_p

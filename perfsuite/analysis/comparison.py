@@ -93,8 +93,12 @@ def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
 
 def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: float = 0.05,
             test: str = "welch", correction: str = "holm", metric: str = "iops",
-            alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad") -> Comparison:
-    """Compare two results frames (CONTRACTS.md section 3), one verdict per configuration."""
+            alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad",
+            prior: tuple[float, float] | None = None) -> Comparison:
+    """Compare two results frames (CONTRACTS.md section 3), one verdict per configuration.
+
+    prior: (d0, s0^2) for `--test moderated` (e.g. from the nightly history,
+    history.variance_prior); by default it is estimated from the rows themselves."""
     if test not in TESTS:
         raise CompareError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     if correction not in stats.CORRECTIONS:
@@ -117,7 +121,7 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
     only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
     rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col),
-                 col in LOG_SCALE)
+                 col in LOG_SCALE, prior)
     notes += _one_boot_warnings(rows)
     return Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
 
@@ -258,7 +262,7 @@ def log_welch(a, b, conf: float):
 
 
 def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better,
-          log_scale: bool = False) -> pd.DataFrame:
+          log_scale: bool = False, prior=None) -> pd.DataFrame:
     if not common:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
     raw_a = stats.pack([gb[k][2] for k in common])
@@ -276,10 +280,11 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
     w = log_welch(a, b, 1.0 - alpha) if log_scale else stats.welch(a, b, conf=1.0 - alpha)
     if test == "welch":
         p = w.p
-    elif test == "moderated" and len(common) >= 3:  # fewer rows: nothing to borrow, Welch
+    elif test == "moderated" and (len(common) >= 3 or prior):  # else nothing to borrow: Welch
         from perfsuite.analysis.moderated import moderated
 
-        p, lo, hi = moderated(a, b, conf=1.0 - alpha)
+        d0, s02 = prior if prior else (None, None)
+        p, lo, hi = moderated(a, b, d0, s02, conf=1.0 - alpha)
         # its own interval, so the verdict and the interval still agree
         w = w._replace(ci_low=lo, ci_high=hi, ci_rays=np.zeros(len(common), bool))
     elif test == "moderated":

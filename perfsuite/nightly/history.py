@@ -163,6 +163,24 @@ def results(db: sqlite3.Connection, metric: str = "iops") -> pd.DataFrame:
                              db, params=(metric,))
 
 
+def variance_prior(db: sqlite3.Connection, metric: str = "iops") -> tuple[float, float] | None:
+    """(d0, s0^2) of the moderated t from the stored nights: every night x configuration's
+    pooled relative variance (CV^2 of both sides) on nA + nB - 2 degrees of freedom. None
+    with fewer than 3 usable rows. The CV of a mean is close to the SD of its log, the
+    scale the moderated t works on."""
+    from perfsuite.analysis.moderated import prior
+
+    r = results(db, metric)
+    r = r[r["base_spread"].notna() & r["cand_spread"].notna() & (r["base_n"] >= 2) & (r["cand_n"] >= 2)]
+    if len(r) < 3:
+        return None
+    nb, nc = r["base_n"].to_numpy(float), r["cand_n"].to_numpy(float)
+    df = nb + nc - 2
+    var = ((nb - 1) * r["base_spread"].to_numpy(float) ** 2 + (nc - 1) * r["cand_spread"].to_numpy(float) ** 2) / df
+    d0, s02 = prior(var, df)
+    return (d0, s02) if d0 > 0 and np.isfinite(s02) else None
+
+
 # ---------------------------------------------------------------- change points
 # perfsuite.nightly.changepoints (several per series, AR(1)-robust, BH over configurations).
 from perfsuite.nightly.changepoints import change_point, detect, new_changes  # noqa: E402,F401

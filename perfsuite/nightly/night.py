@@ -296,7 +296,8 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
               log: Callable[[str], None] = lambda m: None) -> NightResult:
     """Run, compare, record and write the night. Raises NightlyError when nothing compares."""
     from perfsuite.nightly import history
-    from perfsuite.analysis.comparison import CompareError, compare, render_json, render_junit
+    from perfsuite.analysis.comparison import (CompareError, compare, render_json, render_junit,
+                                               resolve_metric)
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.analysis.results import ResultsError, load_runs
 
@@ -315,8 +316,12 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
     except ResultsError as exc:
         raise NightlyError(f"no results to compare: {exc}") from None
     try:
+        # --test moderated borrows its variance prior from the stored nights when there are some
+        prior = (history.variance_prior(db, resolve_metric(opts.metric, fa.frame, fb.frame))
+                 if opts.test == "moderated" else None)
         comp = compare(fa.frame, fb.frame, threshold=opts.threshold, test=opts.test,
-                       correction=opts.correction, metric=opts.metric, alpha=opts.alpha)
+                       correction=opts.correction, metric=opts.metric, alpha=opts.alpha,
+                       prior=prior)
     except CompareError as exc:
         raise NightlyError(str(exc)) from None
     if not len(comp.rows):
