@@ -28,16 +28,18 @@ rows may hold different numbers of runs):
   without ties. Beware: with n runs per side its smallest two-sided p-value is
   2 / C(2n, n) (0.0079 for n = 5), so after a multiplicity correction over
   many rows it can rarely reach significance with few runs.
-- Ratio of means mB/mA with a 95% CI by **Fieller's theorem** (analytic, not
-  bootstrap): the CI is every rho with |mB - rho mA| / sqrt(sB + rho^2 sA)
-  <= t(0.975, df), df the Welch df above. Solving gives the roots of
+- Ratio of means mB/mA with a CI by **Fieller's theorem** at level conf (compare
+  passes 1 - alpha; analytic, not bootstrap): the CI is every rho with
+  |mB - rho mA| / sqrt(sB + rho^2 sA) <= t((1 + conf)/2, df), df the Welch df above. Solving gives the roots of
   (mA^2 - t^2 sA) rho^2 - 2 mA mB rho + (mB^2 - t^2 sB) = 0. Why Fieller: at
   rho = 1 the statistic *is* Welch's t, so the CI excludes 1 exactly when the
-  Welch p < 0.05 (table and verdict never contradict each other); it is
+  Welch p < 1 - conf (table and verdict never contradict each other); it is
   asymmetric like a ratio should be; and a bootstrap with 5 runs per side
   under-covers badly and costs thousands of resamples per row. If the
-  baseline mean is not itself significantly non-zero (mA^2 <= t^2 sA) the
-  set is unbounded and the CI is reported as (-inf, inf).
+  baseline mean is not itself significantly non-zero (mA^2 < t^2 sA) the set
+  is unbounded: two rays (-inf, r1] U [r2, inf) when the discriminant is
+  positive (``ci_rays``; the ratios between the roots, possibly 1, are
+  excluded), else the whole line, reported as (-inf, inf).
 - Multiplicity: with m rows tested at level alpha, some row would alarm by
   chance. Holm (step-down: sorted p_(i) times (m - i + 1), made monotone)
   controls the family-wise error rate <= alpha under any dependence;
