@@ -16,7 +16,7 @@ import numpy as np
 
 from perfsuite.fsutil import atomic_write_json
 from perfsuite.matrix import axes
-from perfsuite.model.simulate import SimConfig, draw, fio_document, meta_document
+from perfsuite.model.simulate import SimConfig, boot_draw, fio_document, meta_document
 
 # every registered axis at its default, then what the synthetic runs fix
 BASE_CONFIG = {
@@ -27,8 +27,14 @@ BASE_CONFIG = {
 
 def write_runs(runs_dir: str | Path, name: str, true_iops: float, cv: float, reps: int,
                seed: int | np.random.Generator = 0, config: dict | None = None,
-               first_rep: int = 1, start: float = 1.7e9) -> list[float]:
-    """Write reps repetitions runs_dir/name/{first_rep..}.json (+ .meta.json); return the IOPS drawn."""
+               first_rep: int = 1, start: float = 1.7e9, boot_cv: float = 0.0, per_boot: int = 1,
+               first_boot: int | None = None) -> list[float]:
+    """Write reps repetitions runs_dir/name/{first_rep..}.json (+ .meta.json); return the IOPS drawn.
+
+    Runs come in boots of `per_boot` repetitions (the last one may be short), each boot at
+    its own level true_iops x (1 + N(0, boot_cv^2)); meta `boot` counts from `first_boot`
+    (default: first_rep, i.e. boot = rep when per_boot = 1, the old layout).
+    """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     cfg = {**BASE_CONFIG, **(config or {})}
     sim = SimConfig(name=name, smp=cfg["smp"], num_queues=cfg["num_queues"] or cfg["smp"],
@@ -36,11 +42,14 @@ def write_runs(runs_dir: str | Path, name: str, true_iops: float, cv: float, rep
                     iodepth=cfg["iodepth"], iothreads=cfg["iothreads"], queue_size=cfg["queue_size"],
                     runtime=cfg["runtime"], meta_config=cfg)
     out = Path(runs_dir) / name
-    values = draw(rng, true_iops, cv, reps)
+    k = -(-reps // per_boot)
+    values, boot_of = boot_draw(rng, true_iops, cv, boot_cv, k, per_boot)
+    values, boot_of = values[:reps], boot_of[:reps] - 1 + (first_rep if first_boot is None else first_boot)
     for i, v in enumerate(values):
         rep = first_rep + i
         t = start + 100.0 * rep
         atomic_write_json(out / f"{rep}.json", fio_document(float(v), sim.numjobs, sim.iodepth, sim.runtime, t))
         atomic_write_json(out / f"{rep}.meta.json",
-                          meta_document(sim, rep, "synthetic", float(true_iops), None, t, t + sim.runtime))
+                          meta_document(sim, rep, "synthetic", float(true_iops), None, t, t + sim.runtime,
+                                        boot=int(boot_of[i])))
     return [float(v) for v in values]

@@ -106,7 +106,9 @@ def test_slow_creep_named_by_its_first_night():
         y[12:] -= 0.004 * np.arange(1, 19)
         cp = H.change_point(y, seed=i)
         named.append(cp is not None and cp["kind"] == "creep" and abs(cp["index"] - 12) <= 2)
-    assert np.mean(named) >= 0.75
+    # 0.75 with the shuffle test, which assumed independent nights; a slow creep and AR(1)
+    # wander look alike, and the correlation-robust calibration gives up part of the power.
+    assert np.mean(named) >= 0.5  # measured 0.54
 
 
 def test_step_named_and_detect_over_stored_results():
@@ -118,3 +120,28 @@ def test_step_named_and_detect_over_stored_results():
     assert found["config"].tolist() == ["smp-1"]
     assert found.iloc[0]["night"] == "2026-02-11" and found.iloc[0]["kind"] == "step"
     assert found.iloc[0]["change"] == pytest.approx(-0.07, abs=0.01)
+
+
+def test_ar1_flat_histories_rarely_alarm_and_two_steps_are_both_found():
+    from perfsuite.nightly import changepoints as CP
+
+    rng = np.random.default_rng(11)
+    phi, T = 0.6, 30
+    nights = [f"2026-01-{i + 1:02d}" for i in range(T)]
+
+    def ar(n):
+        x = np.zeros((n, T))
+        x[:, 0] = rng.normal(0, 0.02, n)
+        for t in range(1, T):
+            x[:, t] = phi * x[:, t - 1] + rng.normal(0, 0.02 * math.sqrt(1 - phi * phi), n)
+        return x
+
+    # 30 flat, strongly correlated configurations in one history, BH across them.
+    family = pd.concat([pd.DataFrame({"night": nights, "config": f"c{j}", "ratio": np.exp(s), "cand_mean": 1.0})
+                        for j, s in enumerate(ar(30))])
+    assert len(CP.detect(family)) <= 1
+    # independent nights: a 7% dip from night 10 to 19 is two change points
+    y = np.exp(rng.normal(0, 0.01, T))
+    y[10:20] *= 0.93
+    found = CP.detect(pd.DataFrame({"night": nights, "config": "x", "ratio": y, "cand_mean": 1.0}))
+    assert sorted(found["night"]) == ["2026-01-11", "2026-01-21"]

@@ -75,10 +75,19 @@ def test_sequential_stops_early_when_clear(tmp_path):
     fake = FakeRunner(lambda c: 1e5 * (0.7 if c.label == "candidate" and c.smp == 2 else 1), cv=0.01)
     opts = N.NightlyOptions(repeat=2, sequential=True, max_repeat=30)
     res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", opts, fake, night="n1", html=False)
-    assert res.stops["baseline-smp-2-dataplane"] == ("change", 4)  # huge drop: the minimum of 4 pairs
+    # Huge drop: the first look at which the Bayes factor can reach 2 configs / alpha = 40
+    # at all (its ceiling is (1 + n tau^2)^((n-1)/2): 36 at 5 pairs, 130 at 6).
+    assert res.stops["baseline-smp-2-dataplane"] == ("change", 6)
     decision, n = res.stops["baseline-smp-1-dataplane"]
     assert decision == "no change" and n < 30
     assert res.exit_code == 1
+    rows = res.comparison.rows.set_index("config")
+    assert rows.loc["smp-2-dataplane", "verdict"] == "regression"
+    assert rows.loc["smp-1-dataplane", "verdict"] == "no change"
+    assert res.comparison.params["test"] == "sequential mixture t"
+    # the reported ratio is the bias-adjusted one, near the true 0.7, inside its interval
+    r = rows.loc["smp-2-dataplane"]
+    assert abs(r.ratio - 0.7) < 0.02 and r.ci_low < r.ratio < r.ci_high
 
 
 def test_slow_creep_over_nights_is_named(tmp_path):
@@ -86,14 +95,18 @@ def test_slow_creep_over_nights_is_named(tmp_path):
     but the history names night 8 as the start of a creep."""
     creep = {"f": 1.0}
     fake = FakeRunner(lambda c: 1e5 * (creep["f"] if c.label == "candidate" else 1.0), cv=0.005, seed=3)
-    verdicts = []
+    verdicts, reported = [], []
     for i in range(20):
         creep["f"] = 1.0 - 0.005 * max(0, i - 7)
         res = N.run_night(pairs((1,)), tmp_path / "res", tmp_path / f"runs{i}", N.NightlyOptions(repeat=4),
                           fake, night=f"2026-04-{i + 1:02d}", html=False)
         verdicts.append(res.comparison.rows["verdict"].iloc[0])
+        reported += [(i, r.kind, r.night) for r in res.changes.itertuples()]
     assert "regression" not in verdicts[:12]
-    cp = res.changes
+    # Reported once, on the night it is first seen, not again every night after.
+    assert len(reported) == 1, reported
+    db = H.open_history(tmp_path / "res" / H.FILENAME)
+    cp = H.detect(H.results(db))
     assert len(cp) == 1 and cp.iloc[0]["kind"] == "creep"
     assert abs(int(cp.iloc[0]["night"][-2:]) - 9) <= 2  # night index 8 = 2026-04-09
     r = CliRunner().invoke(history_cmd, ["--results-dir", str(tmp_path / "res")])

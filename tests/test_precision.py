@@ -53,7 +53,7 @@ def test_loop_adds_repetitions_after_the_highest_number_used(tmp_path, monkeypat
         measured[config.name] += [115.0] * len(reps)
         return [SimpleNamespace(name=config.name, rep=r, status="ok") for r in reps]
 
-    monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: measured[name])
+    monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: (measured[name], None))
     monkeypatch.setattr("perfsuite.run.runner.run_config", fake_run_config)
     runner = FakeRunner()
     out = precision.run_until_precision([SimpleNamespace(name="cfg")], tmp_path, runner, 5.0, 10)
@@ -70,14 +70,14 @@ def test_loop_stops_on_a_failing_configuration(tmp_path, monkeypatch):
         calls.append(list(reps))
         return [SimpleNamespace(name=config.name, rep=r, status="timeout") for r in reps]
 
-    monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: [100.0, 150.0])
+    monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: ([100.0, 150.0], None))
     monkeypatch.setattr("perfsuite.run.runner.run_config", failing)
     out = precision.run_until_precision([SimpleNamespace(name="cfg")], tmp_path, FakeRunner(), 1.0, 50)
     assert len(calls) == 1 and all(o.status == "timeout" for o in out)
 
 
 def test_loop_says_when_the_cap_stops_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: [100.0, 150.0, 50.0])
+    monkeypatch.setattr(precision, "_measured", lambda runs_dir, name: ([100.0, 150.0, 50.0], None))
     runner = FakeRunner()
     assert precision.run_until_precision([SimpleNamespace(name="cfg")], tmp_path, runner, 1.0, 3) == []
     (kind, data), = runner.events

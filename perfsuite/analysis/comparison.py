@@ -1,4 +1,4 @@
-"""Baseline vs candidate, row by row: ratio with a 95% CI, a corrected p-value, a verdict.
+"""Baseline vs candidate, row by row: ratio with a (1 - alpha) CI, a corrected p-value, a verdict.
 
 Rows are matched by configuration: every config column except the ones that name the
 build under test (`label`, and `qemu`, the binary's path, which differs between two
@@ -8,7 +8,7 @@ meta.json falls back to the run name with a leading "<label>-" removed.
 Verdict of a row (statistics in perfsuite.analysis.stats):
 - regression / improvement: significant after the multiplicity correction (p_adj < alpha)
   AND the estimated change is larger than the threshold, in the bad / good direction;
-- no change: the whole 95% CI of the ratio lies within 1 +- threshold;
+- no change: the whole (1 - alpha) Fieller CI of the ratio lies within 1 +- threshold;
 - inconclusive: anything else (too noisy to tell at this threshold), and every row with
   fewer than two runs on a side.
 The renderers at the bottom are pure functions of a Comparison.
@@ -30,7 +30,7 @@ from perfsuite.analysis import stats
 from perfsuite.matrix import axes
 
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
-TESTS = ("welch", "mannwhitney")
+TESTS = ("welch", "mannwhitney", "moderated")
 
 
 class CompareError(PerfsuiteError, ValueError):
@@ -59,17 +59,30 @@ class Comparison:
 ROW_COLUMNS = (
     "config", "name_base", "name_cand", "n_base", "n_cand", "mean_base", "mean_cand",
     "cv_base", "cv_cand", "ratio", "ci_low", "ci_high", "p", "p_adj", "verdict",
-    "outliers_base", "outliers_cand", "reps_needed",
+    "outliers_base", "outliers_cand", "ci_rays", "reps_needed",
+    "runs_base", "runs_cand", "one_boot_base", "one_boot_cand",
 )
+# "Runs needed" is sized to catch a true change of DETECT x the threshold 80% of the time: a
+# change of exactly the threshold is out of reach (its estimate lands beyond it half the time).
+DETECT = 1.5
 
 
 def lower_is_better(column: str) -> bool:
     return column.startswith("lat")
 
 
+# Tail latency: compared on the log scale (a percentile's run-to-run spread is
+# multiplicative and skewed), ratio = geometric-mean ratio with a log-scale t interval.
+TAIL_METRICS = {"p50": "lat_p50_us", "p99": "lat_p99_us", "p99.9": "lat_p999_us",
+                "p999": "lat_p999_us"}
+LOG_SCALE = frozenset(TAIL_METRICS.values())
+
+
 def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
     from perfsuite.analysis.summary import metric_column
 
+    if metric in TAIL_METRICS:
+        return TAIL_METRICS[metric]
     try:
         return metric_column(metric)
     except ValueError:
@@ -80,8 +93,12 @@ def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
 
 def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: float = 0.05,
             test: str = "welch", correction: str = "holm", metric: str = "iops",
-            alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad") -> Comparison:
-    """Compare two results frames (CONTRACTS.md section 3), one verdict per configuration."""
+            alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad",
+            prior: tuple[float, float] | None = None) -> Comparison:
+    """Compare two results frames (CONTRACTS.md section 3), one verdict per configuration.
+
+    prior: (d0, s0^2) for `--test moderated` (e.g. from the nightly history,
+    history.variance_prior); by default it is estimated from the rows themselves."""
     if test not in TESTS:
         raise CompareError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     if correction not in stats.CORRECTIONS:
@@ -90,6 +107,7 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
         raise CompareError(f"threshold must be a fraction between 0 and 1, got {threshold}")
     col = resolve_metric(metric, baseline_df, candidate_df)
     base, cand = _usable(baseline_df, col), _usable(candidate_df, col)
+    notes = _nonfinite_warnings(baseline_df, candidate_df, col)
     for side, given, usable in (("baseline", baseline_df, base), ("candidate", candidate_df, cand)):
         # otherwise every row is listed as "only in" the other side, as if the runs were missing
         if len(given) and not len(usable):
@@ -102,8 +120,37 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
                   alpha=alpha, match_on=list(keys) or ["name"])
     only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
     only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
-    rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col))
-    return Comparison(rows, only_b, only_c, params, _accel_warnings(base, cand))
+    rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col),
+                 col in LOG_SCALE, prior)
+    notes += _one_boot_warnings(rows)
+    return Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
+
+
+def _one_boot_warnings(rows: pd.DataFrame) -> list[str]:
+    """A side whose repetitions all share one boot has no boot-to-boot variation in its spread."""
+    out = []
+    for side, col in (("baseline", "one_boot_base"), ("candidate", "one_boot_cand")):
+        if col in rows.columns and rows[col].any():
+            k = int(rows[col].sum())
+            out.append(f"{side}: {k} configuration(s) ran all their repetitions in one boot; their "
+                       "error and p-values are understated (boot-to-boot variation is not in the "
+                       "spread): run with --boots 3 or more")
+    return out
+
+
+def _nonfinite_warnings(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, col: str) -> list[str]:
+    """Runs whose value is inf (or -inf) are left out; say so instead of shrinking n silently."""
+    out = []
+    for side, df in (("baseline", baseline_df), ("candidate", candidate_df)):
+        if col not in df.columns:
+            continue
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        bad = np.isinf(v)
+        if bad.any():
+            names = sorted(set(df["name"].astype(str).to_numpy()[bad]))
+            out.append(f"{side}: {int(bad.sum())} run(s) with a non-finite {col} left out "
+                       f"({', '.join(names[:5])}{', ...' if len(names) > 5 else ''})")
+    return out
 
 
 def _accel_warnings(base: pd.DataFrame, cand: pd.DataFrame) -> list[str]:
@@ -183,25 +230,67 @@ def _groups(df: pd.DataFrame, col: str, keys: tuple[str, ...], side: str) -> dic
     sorted_names = names[order]
     uniq, first = np.unique(sorted_names, return_index=True)
     values = np.split(df[col].to_numpy(dtype=float)[order], first[1:])
+    boots = (np.split(df["boot"].to_numpy(dtype=object)[order], first[1:]) if "boot" in df.columns
+             else [None] * len(values))
     out: dict = {}
-    for name, start, vals in zip(uniq.tolist(), first.tolist(), values):
+    for name, start, vals, bts in zip(uniq.tolist(), first.tolist(), values, boots):
         display = strip_label(name, labels[order[start]])
         key = key_of[name] if keys else (display,)
         if key in out:
             raise CompareError(
                 f"{side} holds two runs of the same configuration ({out[key][1]!r} and {name!r}); "
                 "select one build with --label")
-        out[key] = (display, name, vals)
+        out[key] = (display, name, vals, stats.boot_units(vals, bts), bts)
     return out
 
 
-def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better) -> pd.DataFrame:
+def log_welch(a, b, conf: float):
+    """Welch on log values: the ratio of geometric means with its log-scale t interval."""
+    from scipy.special import stdtrit
+
+    la = np.log(np.where(a > 0, a, np.nan))
+    lb = np.log(np.where(b > 0, b, np.nan))
+    w = stats.welch(la, lb, conf)
+    ma, mb = stats.moments(la), stats.moments(lb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(ma.var / ma.n + mb.var / mb.n)
+        half = stdtrit(w.df, 0.5 + conf / 2) * se
+    d = mb.mean - ma.mean
+    return w._replace(mean_a=np.exp(ma.mean), mean_b=np.exp(mb.mean), ratio=np.exp(d),
+                      ci_low=np.exp(d - half), ci_high=np.exp(d + half),
+                      ci_rays=np.zeros(len(d), bool))
+
+
+def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better,
+          log_scale: bool = False, prior=None) -> pd.DataFrame:
     if not common:
         return pd.DataFrame(columns=list(ROW_COLUMNS))
-    a = stats.pack([gb[k][2] for k in common])
-    b = stats.pack([gc[k][2] for k in common])
-    w = stats.welch(a, b)
-    p = w.p if test == "welch" else stats.mannwhitney_p(a, b)
+    raw_a = stats.pack([gb[k][2] for k in common])
+    raw_b = stats.pack([gc[k][2] for k in common])
+    # The unit of every test is the boot (boot means) when runs share boots: see boot_units.
+    if log_scale:  # boot means of the logs (geometric), then the log-scale test
+        def units(g):
+            return np.exp(stats.boot_units(np.log(np.where(g[2] > 0, g[2], np.nan)), g[4]).values)
+    else:
+        def units(g):
+            return g[3].values
+    a = stats.pack([units(gb[k]) for k in common])
+    b = stats.pack([units(gc[k]) for k in common])
+    # the interval's level is the verdict's
+    w = log_welch(a, b, 1.0 - alpha) if log_scale else stats.welch(a, b, conf=1.0 - alpha)
+    if test == "welch":
+        p = w.p
+    elif test == "moderated" and (len(common) >= 3 or prior):  # else nothing to borrow: Welch
+        from perfsuite.analysis.moderated import moderated
+
+        d0, s02 = prior if prior else (None, None)
+        p, lo, hi = moderated(a, b, d0, s02, conf=1.0 - alpha)
+        # its own interval, so the verdict and the interval still agree
+        w = w._replace(ci_low=lo, ci_high=hi, ci_rays=np.zeros(len(common), bool))
+    elif test == "moderated":
+        p = w.p
+    else:
+        p = stats.mannwhitney_p(a, b)
     ma, mb = stats.moments(a), stats.moments(b)
     few = (w.n_a < 2) | (w.n_b < 2)
     p = np.where(few, np.nan, p)
@@ -212,7 +301,7 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
     worse = change > threshold if lower_better else change < -threshold
     better = change < -threshold if lower_better else change > threshold
     sig = p_adj < alpha
-    within = (w.ci_low >= 1 - threshold) & (w.ci_high <= 1 + threshold)
+    within = ~w.ci_rays & (w.ci_low >= 1 - threshold) & (w.ci_high <= 1 + threshold)
     verdict = np.select([few, sig & worse, sig & better, within],
                         ["inconclusive", "regression", "improvement", "no change"], "inconclusive")
     return pd.DataFrame({
@@ -221,9 +310,15 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
         "n_base": w.n_a, "n_cand": w.n_b, "mean_base": w.mean_a, "mean_cand": w.mean_b,
         "cv_base": cv_a, "cv_cand": cv_b, "ratio": w.ratio, "ci_low": w.ci_low, "ci_high": w.ci_high,
         "p": p, "p_adj": p_adj, "verdict": verdict,
-        "outliers_base": stats.outliers(a, outlier).sum(axis=1),
-        "outliers_cand": stats.outliers(b, outlier).sum(axis=1),
-        "reps_needed": stats.reps_needed(cv_a, cv_b, threshold, alpha=alpha, power=0.8),
+        "runs_base": [gb[k][3].runs for k in common], "runs_cand": [gc[k][3].runs for k in common],
+        "one_boot_base": [gb[k][3].one_boot for k in common],
+        "one_boot_cand": [gc[k][3].one_boot for k in common],
+        "outliers_base": stats.outliers(raw_a, outlier).sum(axis=1),
+        "outliers_cand": stats.outliers(raw_b, outlier).sum(axis=1),
+        "ci_rays": w.ci_rays,
+        # Sized for the verdict itself: corrected over the table's rows and beyond the threshold.
+        "reps_needed": stats.reps_needed(cv_a, cv_b, DETECT * threshold, alpha=alpha, power=0.8,
+                                         threshold=threshold, rows=int(np.isfinite(p_adj).sum())),
     })
 
 
@@ -234,7 +329,15 @@ def _f(v, fmt: str, none: str = "n/a") -> str:
     return none if v is None or not np.isfinite(v) else format(v, fmt)
 
 
+def _n(units, runs) -> str:
+    # "15/3b": 15 runs in 3 boots, the test's n being the 3 boot means.
+    units = int(units)
+    return f"{int(runs)}/{units}b" if runs is not None and int(runs) > units else str(units)
+
+
 def _ci(r) -> str:
+    if getattr(r, "ci_rays", False):
+        return f"<={r.ci_low:.3f} or >={r.ci_high:.3f}"
     if not np.isfinite(r.ci_low) or not np.isfinite(r.ci_high):
         return "unbounded" if np.isinf(r.ci_low) or np.isinf(r.ci_high) else "n/a"
     return f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
@@ -242,12 +345,13 @@ def _ci(r) -> str:
 
 def _cells(c: Comparison) -> tuple[list[str], list[list[str]]]:
     m = c.params.get("metric", "iops")
-    head = ["Configuration", f"Base {m}", "n", f"Cand {m}", "n", "Ratio", "95% CI",
+    level = 1.0 - float(c.params.get("alpha", 0.05))
+    head = ["Configuration", f"Base {m}", "n", f"Cand {m}", "n", "Ratio", f"{level:.0%} CI",
             f"p({c.params.get('correction', 'holm')})", "Verdict", "Outliers", "Runs needed"]
     body = []
     for r in c.rows.itertuples():
-        body.append([r.config, _f(r.mean_base, ".1f"), str(int(r.n_base)), _f(r.mean_cand, ".1f"),
-                     str(int(r.n_cand)), _f(r.ratio, ".3f"), _ci(r), _f(r.p_adj, ".3g"), r.verdict,
+        body.append([r.config, _f(r.mean_base, ".1f"), _n(r.n_base, getattr(r, "runs_base", None)),
+                     _f(r.mean_cand, ".1f"), _n(r.n_cand, getattr(r, "runs_cand", None)), _f(r.ratio, ".3f"), _ci(r), _f(r.p_adj, ".3g"), r.verdict,
                      f"{int(r.outliers_base)}/{int(r.outliers_cand)}", _f(r.reps_needed, ".0f")])
     return head, body
 

@@ -28,16 +28,18 @@ rows may hold different numbers of runs):
   without ties. Beware: with n runs per side its smallest two-sided p-value is
   2 / C(2n, n) (0.0079 for n = 5), so after a multiplicity correction over
   many rows it can rarely reach significance with few runs.
-- Ratio of means mB/mA with a 95% CI by **Fieller's theorem** (analytic, not
-  bootstrap): the CI is every rho with |mB - rho mA| / sqrt(sB + rho^2 sA)
-  <= t(0.975, df), df the Welch df above. Solving gives the roots of
+- Ratio of means mB/mA with a CI by **Fieller's theorem** at level conf (compare
+  passes 1 - alpha; analytic, not bootstrap): the CI is every rho with
+  |mB - rho mA| / sqrt(sB + rho^2 sA) <= t((1 + conf)/2, df), df the Welch df above. Solving gives the roots of
   (mA^2 - t^2 sA) rho^2 - 2 mA mB rho + (mB^2 - t^2 sB) = 0. Why Fieller: at
   rho = 1 the statistic *is* Welch's t, so the CI excludes 1 exactly when the
-  Welch p < 0.05 (table and verdict never contradict each other); it is
+  Welch p < 1 - conf (table and verdict never contradict each other); it is
   asymmetric like a ratio should be; and a bootstrap with 5 runs per side
   under-covers badly and costs thousands of resamples per row. If the
-  baseline mean is not itself significantly non-zero (mA^2 <= t^2 sA) the
-  set is unbounded and the CI is reported as (-inf, inf).
+  baseline mean is not itself significantly non-zero (mA^2 < t^2 sA) the set
+  is unbounded: two rays (-inf, r1] U [r2, inf) when the discriminant is
+  positive (``ci_rays``; the ratios between the roots, possibly 1, are
+  excluded), else the whole line, reported as (-inf, inf).
 - Multiplicity: with m rows tested at level alpha, some row would alarm by
   chance. Holm (step-down: sorted p_(i) times (m - i + 1), made monotone)
   controls the family-wise error rate <= alpha under any dependence;
@@ -49,36 +51,12 @@ rows may hold different numbers of runs):
   flagged beyond 3.5 (robust: one wild run cannot hide itself by inflating
   the spread, as it does with mean +- 3 s); or Tukey's fences, outside
   [Q1 - 1.5 IQR, Q3 + 1.5 IQR].
-- Repetitions needed: to detect a relative change d with power 1 - beta at
-  two-sided level alpha, per side n = (t(1-alpha/2, df) + t(1-beta, df))^2 *
-  (cvA^2 + cvB^2) / d^2, iterated because df = 2n - 2 depends on n (the
-  normal-approximation start is refined with Student quantiles).
-  ``welch_power`` gives the power itself from the noncentral t distribution
-  (df from the true variances). Welch's test estimates its df from the data,
-  so at n <= 5 per side the real power is 2-3 points lower than this figure
-  (measured in benchmarks/RESULTS-stats.md); from n ~ 10 they agree.
-- Sequential procedure (fewer runs than a fixed-n test): Wald's sequential
-  probability ratio test, run after every interleaved pair (A, B) of runs, on
-  log IOPS so that a change is a ratio. With d = mean(log B) - mean(log A),
-  its variance se^2 = vA/nA + vB/nB and information I = 1/se^2, the
-  log-likelihood ratio of "changed by theta" against "unchanged" is
-  l = theta * z * sqrt(I) - theta^2 I / 2 (normal likelihood), computed for a
-  drop (theta = -log(1 - threshold)) and a rise (theta = log(1 + threshold)).
-  z is Welch's t turned into the normal deviate with the same p-value: a plug-in
-  variance from 4 runs would otherwise make l far too confident (t_3 has heavy
-  tails). Stop with "change" when either l >= log(2 / alpha), with "no change"
-  when both l <= log(beta / (1 - alpha)), else measure another pair, up to a
-  cap. These are Wald's boundaries, the upper one in its conservative form
-  (Wald's inequality: false alarms <= 1/A per direction); his usual
-  log((1 - beta) / (alpha/2)) let the plug-in variance push false alarms to
-  1.07% at CV 6%. The error rates are not taken on faith:
-  benchmarks/bench_stats.py and the tests measure them by simulation (CV 5%,
-  5% change, alpha 1%, beta 10%: under 1% false alarms at every CV from 3% to
-  15%, 92% power, 22 runs per side on average when there is a change and 17
-  when there is none, against 32 for the fixed-n Welch test).
-  Wald's test is the test with the smallest expected sample size at both
-  hypotheses among tests with the same error rates, which is why it beats a
-  fixed n; the price is a variable (capped) number of runs.
+- Repetitions needed and power: perfsuite.analysis.power (the power of the verdict
+  rule itself, threshold and correction included, and a search over n).
+- Boots: repetitions in one boot are not independent; every test and interval uses
+  boot means as its unit when runs carry several boots (``boot_units``).
+- Sequential testing (`perfsuite nightly --sequential`) is perfsuite.analysis.sequential:
+  a mixture t-test whose false-alarm rate holds under optional stopping.
 """
 
 from __future__ import annotations
@@ -100,10 +78,17 @@ ERROR_HELP = {
 }
 
 
-def error_pct(values: Sequence[float], kind: str = "range") -> float:
-    """The error of a set of repetitions as a percentage of their mean (NaN if undefined)."""
+def error_pct(values: Sequence[float], kind: str = "range", boots: Sequence | None = None) -> float:
+    """The error of a set of repetitions as a percentage of their mean (NaN if undefined).
+
+    With `boots` (the boot number of each value), `sem` and `ci95` are those of the mean
+    over boot means when there are two or more boots (see `boot_units`): how well the mean
+    is known includes the boot-to-boot variation. `range` and `cv` describe the runs.
+    """
     if kind not in ERROR_KINDS:
         raise ValueError(f"unknown error kind {kind!r}; choose one of {', '.join(ERROR_KINDS)}")
+    if boots is not None and kind in ("sem", "ci95"):
+        values = boot_units(values, boots).values
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     n = x.size
@@ -134,6 +119,64 @@ def t_quantile(q: float, dof: float) -> float:
 
 
 # ---------------------------------------------------------------- row-wise helpers
+
+
+class Units(NamedTuple):
+    values: np.ndarray  # one value per independent unit (a boot mean, or a run)
+    boots: int  # distinct boots among the runs (0: unknown)
+    runs: int
+    one_boot: bool  # several runs, all in one boot: the spread misses the boot-to-boot part
+
+
+def boot_units(values: Sequence[float], boots: Sequence | None = None) -> Units:
+    """The independent units of one configuration's runs: boot means when runs share boots.
+
+    Repetitions in one guest boot share that boot's state (page cache, vCPU placement, host
+    layout), so they vary less among themselves than boots do; treating them as independent
+    understates the error of the mean. With two or more boots each boot's mean is one
+    unit (unequal repetitions per boot: still unbiased, the unit means just differ in
+    precision). A single boot leaves nothing better than the runs themselves: they are
+    returned with one_boot=True so the caller can warn. Runs without a boot number count
+    as boots of their own (old data, where every repetition was booted afresh).
+    """
+    x = np.asarray(values, dtype=float)
+    ok = np.isfinite(x)
+    x = x[ok]
+    if boots is None:
+        return Units(x, 0, x.size, False)
+    try:  # numbers (the usual case): no Python loop
+        num = np.asarray(boots, dtype=float)[ok]
+    except (TypeError, ValueError):
+        num = None
+    if num is not None:
+        missing = ~np.isfinite(num)
+        # a run without a boot number is a boot of its own: give it a key no boot has
+        keys = np.where(missing, np.nanmax(np.r_[num[~missing], 0]) + 1 + np.arange(num.size), num)
+        uniq, inv = np.unique(keys, return_inverse=True)
+    else:
+        b = np.asarray(_canon_boots(boots), dtype=object)[ok]
+        missing = np.array([v is None for v in b], dtype=bool)
+        labels = np.array([f"run{i}" if m else f"boot{v}" for i, (v, m) in enumerate(zip(b, missing))])
+        uniq, inv = np.unique(labels, return_inverse=True)
+    k = uniq.size
+    if k >= 2 and k < x.size:
+        sums = np.bincount(inv, weights=x, minlength=k)
+        return Units(sums / np.bincount(inv, minlength=k), k, x.size, False)
+    return Units(x, k, x.size, k == 1 and x.size >= 2 and not missing.all())
+
+
+def _canon_boots(boots: Sequence) -> list:
+    """Boot numbers as hashable values, None where unknown (NaN, None, empty)."""
+    out = []
+    for v in boots:
+        if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+            out.append(None)
+        elif isinstance(v, (float, np.floating)) and float(v).is_integer():
+            out.append(int(v))
+        else:
+            out.append(v)
+    return out
+
 
 
 def pack(groups: Sequence[Sequence[float]]) -> np.ndarray:
@@ -176,31 +219,50 @@ class TwoSample(NamedTuple):
     ratio: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
+    # True where Fieller's set is two rays: every ratio <= ci_low or >= ci_high.
+    ci_rays: np.ndarray | None = None
 
 
 def welch(a: np.ndarray, b: np.ndarray, conf: float = 0.95) -> TwoSample:
-    """Welch's t-test B vs A per row, plus the ratio mB/mA with its Fieller CI."""
+    """Welch's t-test B vs A per row, plus the ratio mB/mA with its Fieller CI at `conf`."""
     from scipy.special import stdtr
 
-    ma, mb = moments(a), moments(b)
+    a = np.atleast_2d(np.asarray(a, dtype=float))
+    b = np.atleast_2d(np.asarray(b, dtype=float))
+    # One common scale per row: t, p and the ratio do not change, and squares of values
+    # near 1e154 (or variances of 1e77) no longer overflow into NaN.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        scale = np.fmax(np.nanmax(np.abs(np.where(np.isfinite(a), a, np.nan)), axis=1),
+                        np.nanmax(np.abs(np.where(np.isfinite(b), b, np.nan)), axis=1))
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    ma, mb = moments(a / scale[:, None]), moments(b / scale[:, None])
     sa, sb = ma.var / ma.n, mb.var / mb.n
     se2 = sa + sb
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (mb.mean - ma.mean) / np.sqrt(se2)
-        df = se2**2 / (sa**2 / (ma.n - 1) + sb**2 / (mb.n - 1))
+        fa, fb = sa / se2, sb / se2  # shares of the variance: df without squaring se2
+        df = 1.0 / (fa**2 / (ma.n - 1) + fb**2 / (mb.n - 1))
         p = 2.0 * stdtr(df, -np.abs(t))  # two-sided Student-t tail
         ratio = mb.mean / ma.mean
     # Zero spread on both sides: the difference is exact, so it is certain or absent.
     exact = (se2 == 0) & np.isfinite(ma.mean) & np.isfinite(mb.mean)
     p = np.where(exact, np.where(mb.mean == ma.mean, 1.0, 0.0), p)
-    lo, hi = fieller(ma.mean, mb.mean, sa, sb, df, conf)
+    lo, hi, rays = fieller(ma.mean, mb.mean, sa, sb, df, conf, rays=True)
     lo = np.where(exact, ratio, lo)
     hi = np.where(exact, ratio, hi)
-    return TwoSample(ma.mean, mb.mean, ma.n, mb.n, t, df, p, ratio, lo, hi)
+    rays = rays & ~exact
+    return TwoSample(ma.mean * scale, mb.mean * scale, ma.n, mb.n, t, df, p, ratio, lo, hi, rays)
 
 
-def fieller(mean_a, mean_b, se2_a, se2_b, df, conf: float = 0.95):
-    """Fieller CI for mean_b / mean_a (independent samples); (-inf, inf) when unbounded."""
+def fieller(mean_a, mean_b, se2_a, se2_b, df, conf: float = 0.95, rays: bool = False):
+    """Fieller confidence set for mean_b / mean_a (independent samples).
+
+    Three shapes: an interval (lo, hi); two rays (-inf, lo] U [hi, inf) when the baseline
+    mean is not significantly non-zero but the set still excludes the ratios between the
+    roots; or the whole line, reported as (-inf, inf). With rays=True also returns a mask
+    of the two-ray rows (their lo < hi are the roots; the set lies outside them).
+    """
     from scipy.special import stdtrit
 
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -209,13 +271,22 @@ def fieller(mean_a, mean_b, se2_a, se2_b, df, conf: float = 0.95):
         lead = mean_a**2 - q2 * se2_a
         disc = q2 * (se2_a * mean_b**2 + se2_b * lead)
         root = np.sqrt(np.maximum(disc, 0.0))
-        lo = (mean_a * mean_b - root) / lead
-        hi = (mean_a * mean_b + root) / lead
-    unbounded = lead <= 0
-    lo = np.where(unbounded, -np.inf, lo)
-    hi = np.where(unbounded, np.inf, hi)
+        r1 = (mean_a * mean_b - root) / lead
+        r2 = (mean_a * mean_b + root) / lead
+    bounded = lead > 0
+    two = (lead < 0) & (disc > 0)
+    lo = np.where(bounded | two, np.fmin(r1, r2), -np.inf)
+    hi = np.where(bounded | two, np.fmax(r1, r2), np.inf)
     bad = ~np.isfinite(q)
-    return np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+    lo, hi = np.where(bad, np.nan, lo), np.where(bad, np.nan, hi)
+    return (lo, hi, two & ~bad) if rays else (lo, hi)
+
+
+def ci_contains(lo, hi, rays, value: float = 1.0):
+    """Whether `value` lies in each row's confidence set (interval or two rays)."""
+    rays = np.zeros(np.shape(lo), bool) if rays is None else np.asarray(rays, bool)
+    inside = (lo <= value) & (value <= hi)
+    return np.where(rays, ~((lo < value) & (value < hi)), inside)
 
 
 def mannwhitney_p(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -319,122 +390,4 @@ def outliers(x: np.ndarray, method: str = "mad", cut: float | None = None) -> np
 # ---------------------------------------------------------------- power and sample size
 
 
-def welch_power(effect, cv_a, cv_b, n_a, n_b, alpha: float = 0.05):
-    """Power of the two-sided Welch test to see a relative change `effect` (noncentral t)."""
-    from scipy import stats as sps
-
-    effect, cv_a, cv_b, n_a, n_b = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (effect, cv_a, cv_b, n_a, n_b)))
-    sa, sb = cv_a**2 / n_a, cv_b**2 / n_b
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df = (sa + sb) ** 2 / (sa**2 / (n_a - 1) + sb**2 / (n_b - 1))
-        ncp = np.abs(effect) / np.sqrt(sa + sb)
-        crit = sps.t.ppf(1 - alpha / 2, df)
-        power = sps.nct.sf(crit, df, ncp) + sps.nct.cdf(-crit, df, ncp)
-    return power
-
-
-def reps_needed(cv_a, cv_b, effect, alpha: float = 0.05, power: float = 0.8, cap: int = 10_000):
-    """Runs per side for the Welch test to detect a relative change `effect` with `power`.
-
-    cv_a, cv_b are fractions (0.05 = 5%). NaN where the spread is unknown; at least 2.
-    """
-    from scipy import stats as sps
-
-    cv_a, cv_b, effect = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (cv_a, cv_b, effect)))
-    var = cv_a**2 + cv_b**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n = (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) ** 2 * var / effect**2
-        for _ in range(8):  # fixed point: df depends on n; converges in a few steps
-            df = np.maximum(2 * np.ceil(n) - 2, 1)
-            n = (sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) ** 2 * var / effect**2
-        n = np.clip(np.ceil(n), 2, cap)
-    return np.where(np.isfinite(var) & (effect != 0), n, np.nan)
-
-
-# ---------------------------------------------------------------- sequential (SPRT)
-
-SEQ_CONTINUE, SEQ_CHANGE, SEQ_NONE, SEQ_CAP = "continue", "change", "no change", "cap"
-
-
-class Sequential(NamedTuple):
-    decision: np.ndarray  # SEQ_* per row (str)
-    direction: np.ndarray  # -1 drop, +1 rise, 0 none (sign of the winning change)
-    llr_down: np.ndarray
-    llr_up: np.ndarray
-
-
-def sprt_bounds(alpha: float = 0.01, beta: float = 0.10) -> tuple[float, float]:
-    """Wald's log boundaries (upper: declare a change, lower: declare none), two-sided.
-
-    Upper: log(1 / (alpha/2)), the conservative form (see the module docstring)."""
-    return math.log(2.0 / alpha), math.log(beta / (1 - alpha))
-
-
-def _sprt_llr(ma, mb, va, vb, na, nb, threshold):
-    from scipy import stats as sps
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sa, sb = va / na, vb / nb
-        se2 = sa + sb
-        t = (mb - ma) / np.sqrt(se2)
-        df = se2**2 / (sa**2 / (na - 1) + sb**2 / (nb - 1))
-        z = np.sign(t) * sps.norm.isf(sps.t.sf(np.abs(t), df))
-        root_i = 1.0 / np.sqrt(se2)
-    down, up = -math.log1p(-threshold), math.log1p(threshold)
-    return -down * z * root_i - down**2 * root_i**2 / 2, up * z * root_i - up**2 * root_i**2 / 2
-
-
-def _sprt_decide(l_down, l_up, n, alpha, beta, n_min, n_max):
-    hi, lo = sprt_bounds(alpha, beta)
-    change = (l_down >= hi) | (l_up >= hi)
-    none = (l_down <= lo) & (l_up <= lo)
-    decision = np.select([n < n_min, change, none, n >= n_max],
-                         [SEQ_CONTINUE, SEQ_CHANGE, SEQ_NONE, SEQ_CAP], SEQ_CONTINUE)
-    direction = np.where(change, np.where(l_down >= l_up, -1, 1), 0)
-    return decision, direction
-
-
-def sequential_test(a, b, threshold: float = 0.05, alpha: float = 0.01, beta: float = 0.10,
-                    n_min: int = 4, n_max: int = 60) -> Sequential:
-    """The SPRT's decision for each row of the runs so far (a: baseline, b: candidate)."""
-    la = np.log(np.where(np.asarray(a, dtype=float) > 0, a, np.nan))
-    lb = np.log(np.where(np.asarray(b, dtype=float) > 0, b, np.nan))
-    ma, mb = moments(la), moments(lb)
-    l_down, l_up = _sprt_llr(ma.mean, mb.mean, ma.var, mb.var, ma.n, mb.n, threshold)
-    decision, direction = _sprt_decide(l_down, l_up, np.minimum(ma.n, mb.n), alpha, beta, n_min, n_max)
-    return Sequential(decision, direction, l_down, l_up)
-
-
-def sequential_paths(a, b, threshold: float = 0.05, alpha: float = 0.01, beta: float = 0.10,
-                     n_min: int = 4, n_max: int | None = None):
-    """Run the SPRT along whole simulated paths (rows; column j = the j-th pair).
-
-    Returns (runs per side at the stop, decision, direction) per row; a row that never
-    decides stops at the last column with SEQ_CAP. Prefix moments come from cumulative
-    sums, so a million looks cost a few array passes (used by the benchmark and tests).
-    """
-    la, lb = np.log(np.asarray(a, dtype=float)), np.log(np.asarray(b, dtype=float))
-    n_max = la.shape[1] if n_max is None else min(n_max, la.shape[1])
-    la, lb = la[:, :n_max], lb[:, :n_max]
-    n = np.arange(1, n_max + 1, dtype=float)
-
-    centre = la[:, :1]  # one shift for both sides: cumulative sums of squares stay accurate
-
-    def prefix(x):
-        x = x - centre
-        m = np.cumsum(x, axis=1) / n
-        v = (np.cumsum(x * x, axis=1) - n * m * m) / np.maximum(n - 1, 1)
-        return m, np.where(n >= 2, v, np.nan)
-
-    (ma, va), (mb, vb) = prefix(la), prefix(lb)
-    l_down, l_up = _sprt_llr(ma, mb, va, vb, n, n, threshold)
-    decision, direction = _sprt_decide(l_down, l_up, np.broadcast_to(n, la.shape), alpha, beta,
-                                       n_min, n_max)
-    stopped = decision != SEQ_CONTINUE
-    stopped[:, -1] = True
-    first = stopped.argmax(axis=1)
-    rows = np.arange(la.shape[0])
-    dec = decision[rows, first]
-    dec = np.where(dec == SEQ_CONTINUE, SEQ_CAP, dec)
-    return first + 1, dec, direction[rows, first]
+from perfsuite.analysis.power import reps_needed, verdict_power, welch_power  # noqa: E402,F401

@@ -1,7 +1,8 @@
 """Results frame (one row per repetition) -> summary frame (one row per run name).
 
 The summary has `name`, `mean`, `error_pct` (perfsuite.analysis.stats.error_pct of the chosen
-kind, NaN with fewer than two runs), `n` (runs that had the metric), and the config
+kind, NaN with fewer than two runs; `sem` and `ci95` over boot means when the runs carry
+several boots, see stats.boot_units), `n` (runs that had the metric), and the config
 columns that are constant within a name (label, smp, num_queues, dataplane, ...), so a
 report can group rows without re-parsing names.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from perfsuite.analysis.stats import ERROR_KINDS, error_pct
+from perfsuite.analysis.stats import ERROR_KINDS, boot_units, error_pct
 
 # --metric value -> results column, and the heading the seed's table used for it.
 # disk-read-ios keeps the "IOPS" heading: it exists to reproduce tables published that way.
@@ -47,6 +48,19 @@ def missing_metric(frame: pd.DataFrame, metric: str) -> pd.Series:
     return counts[counts > 0].astype(int)
 
 
+def one_boot_names(frame: pd.DataFrame, metric: str = "iops") -> list[str]:
+    """Names whose runs (two or more) all share one boot: their sem/ci95 miss the boot-to-boot part."""
+    if "boot" not in frame.columns:
+        return []
+    col = metric_column(metric)
+    ok = np.isfinite(frame[col].to_numpy(dtype=float))
+    out = []
+    for name, g in frame[ok].groupby("name", sort=True):
+        if boot_units(g[col].to_numpy(dtype=float), g["boot"].to_numpy(dtype=object)).one_boot:
+            out.append(str(name))
+    return out
+
+
 def summarize(frame: pd.DataFrame, metric: str = "iops", error: str = "range") -> pd.DataFrame:
     """One row per name, sorted by name. Runs without the metric are left out of n."""
     if error not in ERROR_KINDS:
@@ -56,15 +70,18 @@ def summarize(frame: pd.DataFrame, metric: str = "iops", error: str = "range") -
     ok = np.isfinite(values)
     names = frame["name"].to_numpy()[ok]
     values = values[ok]
+    boots = frame["boot"].to_numpy(dtype=object)[ok] if "boot" in frame.columns else None
     if values.size == 0:
         return pd.DataFrame({c: [] for c in SUMMARY_COLUMNS}).astype({"mean": float, "error_pct": float, "n": int})
 
     # One stable sort, then slice per name: cheaper than pandas groupby + apply per group.
     order = np.argsort(names, kind="stable")
     names, values = names[order], values[order]
+    boots = None if boots is None else boots[order]
     uniq, starts, counts = np.unique(names, return_index=True, return_counts=True)
     sums = np.add.reduceat(values, starts)
-    errors = [error_pct(values[s : s + c], error) for s, c in zip(starts, counts)]
+    errors = [error_pct(values[s : s + c], error, None if boots is None else boots[s : s + c])
+              for s, c in zip(starts, counts)]
     out = pd.DataFrame({
         "name": uniq.astype(object),
         "mean": sums / counts,

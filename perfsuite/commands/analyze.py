@@ -69,7 +69,7 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
          filters: tuple[str, ...], strict: bool, check: tuple[bool, bool] | bool) -> None:
     from perfsuite.report.table import render
     from perfsuite.analysis.results import ResultsError, load_runs
-    from perfsuite.analysis.summary import METRICS, missing_metric, summarize
+    from perfsuite.analysis.summary import METRICS, missing_metric, one_boot_names, summarize
 
     try:
         loaded = load_runs(runs_dir, strict=strict, names=list(filters) or None)
@@ -86,6 +86,12 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
         why = " (no disk_util section in the fio output)" if metric == "disk-read-ios" else ""
         _warn(f"{int(missing.sum())} run(s) without {metric} data{why} left out: {listed}{more}")
     summary = summarize(frame, metric, error_kind)
+    if error_kind in ("sem", "ci95"):
+        one = one_boot_names(frame, metric)
+        if one:
+            _warn(f"{len(one)} name(s) ran all their repetitions in one boot; their {error_kind} is "
+                  f"understated (no boot-to-boot variation in it): {', '.join(one[:8])}"
+                  + (f" and {len(one) - 8} more" if len(one) > 8 else ""))
     if summary.empty:
         raise BadInput(f"no run under {runs_dir!r} has {metric} data")
     text = render(summary, fmt, label=METRICS[metric][1], show_n=show_n, metric=metric, error=error_kind)

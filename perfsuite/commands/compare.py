@@ -58,12 +58,12 @@ def load_side(path: str, label: str | None, side: str):
                    "directories; CANDIDATE may then be omitted (both labels in BASELINE).")
 @click.option("--threshold", default="5%", show_default=True,
               help="Smallest relative change that counts, as 0.05 or 5%.")
-@click.option("--test", type=click.Choice(["welch", "mannwhitney"]), default="welch", show_default=True)
+@click.option("--test", type=click.Choice(["welch", "mannwhitney", "moderated"]), default="welch", show_default=True)
 @click.option("--correction", type=click.Choice(["holm", "bh", "none"]), default="holm", show_default=True,
               help="Multiple-comparison correction over rows: Holm (family-wise) or Benjamini-Hochberg (FDR).")
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="Significance level after correction.")
 @click.option("--metric", default="iops", show_default=True,
-              help="iops, read-iops, write-iops, disk-read-ios or a results column (lat_* = lower is better).")
+              help="iops, read-iops, write-iops, disk-read-ios, p50/p99/p99.9 (completion latency, log scale) or a results column (lat_* = lower is better).")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "junit"]), default="table",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")

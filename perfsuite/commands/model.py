@@ -162,13 +162,18 @@ def fit(runs_dir, host_cpus, save) -> None:
 @click.option("--repeat", type=click.IntRange(1, 10000), default=5, show_default=True)
 @click.option("--cv", type=click.FloatRange(0, 1, max_open=True), default=0.05, show_default=True,
               help="Run-to-run coefficient of variation.")
+@click.option("--boots", type=click.IntRange(1, 10000), default=None,
+              help="Boots per configuration, --repeat repetitions in each (default: one boot per repetition).")
+@click.option("--boot-cv", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Boot-to-boot coefficient of variation (each boot's level).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--accel", type=click.Choice(ACCELS), default="kvm", show_default=True)
 @click.option("--host-cpus", type=click.IntRange(1, 4096), default=None)
 @click.option("--label", default=None, help="Label (first part of every run name).")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), default=None,
               help="Fitted parameters from `model fit --save` (the truth to draw around).")
-def simulate(matrix, out_dir, repeat, cv, seed, accel, host_cpus, label, params_file) -> None:
+def simulate(matrix, out_dir, repeat, cv, boots, boot_cv, seed, accel, host_cpus, label,
+             params_file) -> None:
     """Write synthetic runs for MATRIX (a jobs/*.toml file, or `seed` for the built-in seed matrix)."""
     from perfsuite.model import simulate as sim
 
@@ -183,7 +188,8 @@ def simulate(matrix, out_dir, repeat, cv, seed, accel, host_cpus, label, params_
         validate(loaded, check_files=False)
         configs = [sim.from_config(c) for c in loaded]
     truth = sim.simulate(configs, out_dir, repeat, cv, seed=seed, accel=accel, host_cpus=host_cpus,
-                         model=m)
+                         model=m, boots=boots, boot_cv=boot_cv)
     for name, iops in truth.items():
         click.echo(f"{name}  true {iops:,.0f} IOPS")
-    click.echo(f"wrote {repeat} synthetic run(s) x {len(truth)} configuration(s) to {out_dir}")
+    total = repeat * (boots or 1)
+    click.echo(f"wrote {total} synthetic run(s) x {len(truth)} configuration(s) to {out_dir}")

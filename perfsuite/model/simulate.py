@@ -1,9 +1,11 @@
 """Synthetic runs with a known truth, in the run-directory contract (CONTRACTS.md 1-2).
 
-For every configuration the performance model gives a true mean IOPS; each
-repetition draws its IOPS from a normal distribution around it with the chosen
-coefficient of variation (redrawn below 5% of the mean, so no run is empty or
-negative).  Each repetition is written as
+For every configuration the performance model gives a true mean IOPS. Runs come in
+boots, as the runner makes them: each boot draws its own level, true mean x (1 + e) with
+e ~ N(0, boot_cv^2) (the boot-to-boot variation: page cache, vCPU placement, host layout),
+and each repetition in that boot draws its IOPS around the boot's level with the
+within-boot coefficient of variation cv (redrawn below 5% of the mean, so no run is empty
+or negative). ``boots=None`` keeps one boot per repetition. Each repetition is written as
 
 * ``N.json``: a fio 3.x JSON document with the structure fio 3.33 writes for
   ``--output-format=json`` (top-level version/timestamps/jobs/disk_util; per
@@ -150,8 +152,17 @@ def fio_document(iops: float, numjobs: int, iodepth: int, runtime_s: int, start:
     }
 
 
+def boot_draw(rng: np.random.Generator, mean: float, cv: float, boot_cv: float, boots: int,
+              per_boot: int) -> tuple[np.ndarray, np.ndarray]:
+    """boots x per_boot runs: (values, boot number 1..boots of each), boot-major order."""
+    levels = mean * (1.0 + rng.normal(0.0, boot_cv, boots)) if boot_cv > 0 else np.full(boots, mean)
+    levels = np.maximum(levels, 0.1 * mean)
+    values = np.concatenate([draw(rng, lv, cv, per_boot) for lv in levels])
+    return values, np.repeat(np.arange(1, boots + 1), per_boot)
+
+
 def meta_document(c: SimConfig, rep: int, accel: str, true_iops: float, host_cpus: int | None,
-                  start: float, finish: float) -> dict:
+                  start: float, finish: float, boot: int | None = None) -> dict:
     from perfsuite.matrix import axes
     config = dict(c.meta_config) if c.meta_config else {
         **axes.defaults(), "label": c.name.split("-smp-")[0], "smp": c.smp,
@@ -160,7 +171,8 @@ def meta_document(c: SimConfig, rep: int, accel: str, true_iops: float, host_cpu
         "runtime": c.runtime, "ramp": 0}
     iso = "%Y-%m-%dT%H:%M:%S+00:00"
     return {
-        "schema": 1, "name": c.name, "rep": rep, "boot": rep, "config": config,
+        "schema": 1, "name": c.name, "rep": rep, "boot": rep if boot is None else int(boot),
+        "config": config,
         "qemu_argv": [], "accel": accel, "accel_note": "synthetic run from perfsuite.model",
         "versions": {"qemu": "synthetic", "host_fio": FIO_VERSION},
         "host": {"hostname": "synthetic", "cpu_model": "perfsuite model", "cpus": host_cpus,
@@ -176,8 +188,13 @@ def meta_document(c: SimConfig, rep: int, accel: str, true_iops: float, host_cpu
 
 def simulate(configs: list[SimConfig], out_dir: str | os.PathLike, repeat: int, cv: float,
              seed: int = 0, accel: str = "kvm", host_cpus: int | None = None,
-             model: Model | None = None, start: float = 1.7e9) -> dict[str, float]:
-    """Write ``repeat`` synthetic runs per config under out_dir; returns name -> true IOPS.
+             model: Model | None = None, start: float = 1.7e9, boots: int | None = None,
+             boot_cv: float = 0.0) -> dict[str, float]:
+    """Write synthetic runs per config under out_dir; returns name -> true IOPS.
+
+    ``boots=None``: ``repeat`` runs, each in a boot of its own. ``boots=K``: K boots of
+    ``repeat`` repetitions each (as ``perfsuite run --boots K --repeat R``), numbered
+    1..K*R, meta ``boot`` = 1..K. ``boot_cv`` is the boot-to-boot CV.
 
     Deterministic for a given seed (timestamps come from ``start``, not the clock).
     Refuses to write into a run directory that already holds results.
@@ -186,6 +203,10 @@ def simulate(configs: list[SimConfig], out_dir: str | os.PathLike, repeat: int, 
         raise ValueError(f"--repeat must be >= 1, got {repeat}")
     if not 0 <= cv < 1:
         raise ValueError(f"--cv must be in [0, 1), got {cv}")
+    if not 0 <= boot_cv < 1:
+        raise ValueError(f"--boot-cv must be in [0, 1), got {boot_cv}")
+    if boots is not None and boots < 1:
+        raise ValueError(f"--boots must be >= 1, got {boots}")
     out = Path(out_dir)
     model = model or Model()
     for c in configs:
@@ -199,10 +220,13 @@ def simulate(configs: list[SimConfig], out_dir: str | os.PathLike, repeat: int, 
     t = start
     for c in configs:
         mean = truth[c.name]
-        for rep, iops in enumerate(draw(rng, mean, cv, repeat), start=1):
+        k, r = (repeat, 1) if boots is None else (boots, repeat)
+        values, boot_of = boot_draw(rng, mean, cv, boot_cv, k, r)
+        for rep, (iops, boot) in enumerate(zip(values, boot_of), start=1):
             doc = fio_document(float(iops), c.numjobs, c.iodepth, c.runtime, t)
             atomic_write_json(out / c.name / f"{rep}.json", doc)
             atomic_write_json(out / c.name / f"{rep}.meta.json",
-                              meta_document(c, rep, accel, mean, host_cpus, t, t + c.runtime + 5))
+                              meta_document(c, rep, accel, mean, host_cpus, t, t + c.runtime + 5,
+                                            boot=None if boots is None else int(boot)))
             t += c.runtime + 10
     return truth

@@ -12,7 +12,7 @@ config; it is migrated in place (inside one transaction, after a backup copy
 `history.sqlite.v1.bak`). A file with a newer version, or an SQLite file that is not a
 perfsuite history, is refused with a message saying so: never guessed at, never rewritten.
 
-Change points: see `change_point` (a step, or the first night of a slow creep).
+Change points: perfsuite.nightly.changepoints (steps, or the first night of a slow creep).
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ def record_night(db: sqlite3.Connection, night: str, comparison, info: dict) -> 
             p.get("correction"), comparison.exit_code))
         db.executemany("INSERT INTO results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", [
             (night, r.config, metric, _num(r.mean_base), int(r.n_base), _num(r.cv_base),
-             _num(r.mean_cand), int(r.n_cand), _num(r.cv_cand), _num(r.ratio), _num(r.ci_low),
-             _num(r.ci_high), _num(r.p_adj), r.verdict, info.get("baseline_qemu_version"),
+             _num(r.mean_cand), int(r.n_cand), _num(r.cv_cand), _num(r.ratio),
+             *((None, None) if getattr(r, "ci_rays", False) else (_num(r.ci_low), _num(r.ci_high))), _num(r.p_adj), r.verdict, info.get("baseline_qemu_version"),
              info.get("candidate_qemu_version"), info.get("host"), stamp)
             for r in comparison.rows.itertuples()])
 
@@ -163,106 +163,24 @@ def results(db: sqlite3.Connection, metric: str = "iops") -> pd.DataFrame:
                              db, params=(metric,))
 
 
+def variance_prior(db: sqlite3.Connection, metric: str = "iops") -> tuple[float, float] | None:
+    """(d0, s0^2) of the moderated t from the stored nights: every night x configuration's
+    pooled relative variance (CV^2 of both sides) on nA + nB - 2 degrees of freedom. None
+    with fewer than 3 usable rows. The CV of a mean is close to the SD of its log, the
+    scale the moderated t works on."""
+    from perfsuite.analysis.moderated import prior
+
+    r = results(db, metric)
+    r = r[r["base_spread"].notna() & r["cand_spread"].notna() & (r["base_n"] >= 2) & (r["cand_n"] >= 2)]
+    if len(r) < 3:
+        return None
+    nb, nc = r["base_n"].to_numpy(float), r["cand_n"].to_numpy(float)
+    df = nb + nc - 2
+    var = ((nb - 1) * r["base_spread"].to_numpy(float) ** 2 + (nc - 1) * r["cand_spread"].to_numpy(float) ** 2) / df
+    d0, s02 = prior(var, df)
+    return (d0, s02) if d0 > 0 and np.isfinite(s02) else None
+
+
 # ---------------------------------------------------------------- change points
-
-
-def _fits(Y: np.ndarray, min_size: int):
-    """Best step and best creep for each row of Y (series x nights), vectorised.
-
-    Returns (sse_none, sse_step, k_step, sse_creep, k_creep, creep_slope, creep_intercept).
-    """
-    P, T = Y.shape
-    yc = Y - Y.mean(axis=1, keepdims=True)
-    sse0 = (yc * yc).sum(axis=1)
-    c1 = np.concatenate([np.zeros((P, 1)), np.cumsum(Y, axis=1)], axis=1)
-    c2 = np.concatenate([np.zeros((P, 1)), np.cumsum(Y * Y, axis=1)], axis=1)
-    ks = np.arange(min_size, T - min_size + 1)
-    left = c2[:, ks] - c1[:, ks] ** 2 / ks
-    right = (c2[:, -1:] - c2[:, ks]) - (c1[:, -1:] - c1[:, ks]) ** 2 / (T - ks)
-    step = left + right
-    # Hinge regressors x_k(t) = max(0, t - k + 1): night k is the first off the flat line.
-    kc = np.arange(1, T - min_size + 1)
-    X = np.maximum(0.0, np.arange(T)[None, :] - kc[:, None] + 1.0)
-    Xc = X - X.mean(axis=1, keepdims=True)
-    sxx = (Xc * Xc).sum(axis=1)
-    sxy = yc @ Xc.T
-    creep = sse0[:, None] - sxy**2 / sxx
-    js, jc = step.argmin(axis=1), creep.argmin(axis=1)
-    rows = np.arange(P)
-    slope = sxy[rows, jc] / sxx[jc]
-    intercept = Y.mean(axis=1) - slope * X[jc].mean(axis=1)
-    return sse0, step[rows, js], ks[js], creep[rows, jc], kc[jc], slope, intercept
-
-
-def _gain(sse0, sse, T):
-    # BIC(none) - BIC(model): T log(SSE0 / SSE) - 2 log T (two more parameters: b and k).
-    floor = 1e-12 * np.maximum(sse0, 1e-300)
-    return T * np.log(np.maximum(sse0, floor) / np.maximum(sse, floor)) - 2 * math.log(T)
-
-
-def change_point(y, min_size: int = 3, min_change: float = 0.01, alpha: float = 0.01,
-                 permutations: int = 499, seed: int = 0) -> dict | None:
-    """The most likely change in a nightly series (e.g. candidate/baseline ratio), or None.
-
-    Three models compete:
-      none:  y_t = a                                  (1 parameter)
-      step:  y_t = a before night k, b from night k   (a, b, k)
-      creep: y_t = a + b * max(0, t - k + 1)          (a, b, k) — flat, then a steady
-             slope whose first affected night is k (a broken-stick / hinge regression).
-    A step names the night a level changed; a creep names the *first* night of a slow
-    drift, which a mean-shift detector would put in the middle of the ramp. The better of
-    step and creep (by BIC, T log(SSE) + params log T) must beat `none`, and that is
-    judged by a permutation test: the same best-model gain is computed on `permutations`
-    shuffles of the nights; a change is reported only if the real gain exceeds all but an
-    `alpha` share of them. This makes the false-alarm rate on a flat, noisy series alpha
-    whatever its length (BIC alone, searching over k, alarms on ~10% of flat series).
-    Changes smaller than `min_change` (relative, the fit's end vs its start) are ignored.
-    Returns {kind, index, before, after, change, p} (index into the finite values of y).
-    """
-    y = np.asarray(y, dtype=float)
-    y = y[np.isfinite(y)]
-    T = y.size
-    if T < 2 * min_size:
-        return None
-    sse0, s_step, k_step, s_creep, k_creep, slope, icpt = (v[0] for v in _fits(y[None, :], min_size))
-    g_step, g_creep = _gain(sse0, s_step, T), _gain(sse0, s_creep, T)
-    if max(g_step, g_creep) <= 0:
-        return None
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permuted(np.broadcast_to(y, (permutations, T)), axis=1)
-    n0, ns, _, nc, *_ = _fits(shuffled, min_size)
-    null = np.maximum(_gain(n0, ns, T), _gain(n0, nc, T))
-    p = (1 + np.sum(null >= max(g_step, g_creep))) / (1 + permutations)
-    if p > alpha:
-        return None
-    if g_step >= g_creep:
-        k = int(k_step)
-        kind, before, after = "step", float(y[:k].mean()), float(y[k:].mean())
-    else:
-        k = int(k_creep)
-        kind, before, after = "creep", float(icpt), float(icpt + slope * (T - k))
-    change = after / before - 1 if before else math.inf
-    if abs(change) < min_change:
-        return None
-    return {"kind": kind, "index": k, "before": before, "after": after, "change": float(change),
-            "p": float(p)}
-
-
-def detect(frame: pd.DataFrame, column: str = "ratio", min_change: float = 0.01) -> pd.DataFrame:
-    """Change points per configuration of a `results` frame (nights in order).
-
-    `ratio` (candidate / baseline of the same night) is the default series: the baseline run
-    the same night is a control, so a slower host does not look like a slower QEMU. Rows
-    without a ratio (migrated version-1 data) fall back to the candidate's mean.
-    """
-    out = []
-    for config, g in frame.sort_values("night").groupby("config", sort=True):
-        use = column if g[column].notna().sum() >= g["cand_mean"].notna().sum() else "cand_mean"
-        g = g[g[use].notna()]
-        cp = change_point(g[use].to_numpy(dtype=float), min_change=min_change)
-        if cp:
-            out.append({"config": config, "series": use, "night": g["night"].iloc[cp["index"]],
-                        **{k: cp[k] for k in ("kind", "before", "after", "change")},
-                        "nights": len(g)})
-    return pd.DataFrame(out, columns=["config", "series", "night", "kind", "before", "after",
-                                      "change", "nights"])
+# perfsuite.nightly.changepoints (several per series, AR(1)-robust, BH over configurations).
+from perfsuite.nightly.changepoints import change_point, detect, new_changes  # noqa: E402,F401

@@ -9,9 +9,12 @@ Why interleaved: a host that slows down during the night (thermal, a neighbour, 
 job) then hurts A and B of a configuration alike instead of posing as a regression.
 Why one boot per repetition: boot-to-boot variation is real and must be in the spread.
 
-Sequential mode (`sequential=True`): after `stats.sequential_test`'s minimum of 4 pairs, a
-configuration stops as soon as Wald's SPRT decides ("change" or "no change") or at
-`max_repeat` pairs; the final verdicts still come from `compare` over every run made.
+Sequential mode (`sequential=True`): from `repeat` pairs on, each configuration is looked at
+after every pair with the mixture sequential t-test of perfsuite.analysis.sequential (paired
+log-ratios of boot means, alpha / configs per configuration) and stops as soon as it decides
+("change" or "no change") or at `max_repeat` pairs. That test, not a fixed-n test applied to
+optionally stopped data, gives the night's verdict, its anytime-valid p, its confidence
+sequence and a bias-adjusted ratio (`sequential_rows`); `compare` still fills the rest.
 
 The runner is called through `run_one(config, runs_dir, reps)`, by default
 `perfsuite.run.runner.run_config` with one shared `Runner` (KVM probed once); tests pass a
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from perfsuite.analysis import stats
+from perfsuite.analysis import sequential as seq
 
 RunOne = Callable[..., object]
 
@@ -46,14 +49,12 @@ class NightlyError(PerfsuiteError):
 class NightlyOptions:
     repeat: int = 5
     sequential: bool = False
-    max_repeat: int = 30
+    max_repeat: int = 38  # the sequential design's 90% power point (analysis/sequential.py)
     threshold: float = 0.05
     test: str = "welch"
     correction: str = "holm"
     metric: str = "iops"
     alpha: float = 0.05
-    seq_alpha: float = 0.01
-    seq_beta: float = 0.10
 
 
 @dataclass
@@ -89,12 +90,13 @@ def pair_configs(base: Sequence, cand: Sequence) -> list[tuple]:
 
 
 def _values(runs_dir: Path, name: str, metric: str):
+    """(values, boots or None) of one run name's ok runs."""
     from perfsuite.analysis.results import ResultsError, load_runs
 
     try:
         frame = load_runs(runs_dir, names=[name]).frame
     except ResultsError:
-        return []
+        return [], None
     if "status" in frame.columns:
         frame = frame[frame["status"].isna() | (frame["status"] == "ok")]
     from perfsuite.analysis.comparison import CompareError, resolve_metric
@@ -102,8 +104,25 @@ def _values(runs_dir: Path, name: str, metric: str):
     try:
         col = resolve_metric(metric, frame)
     except CompareError:
-        return []
-    return frame[col].dropna().to_list() if col in frame.columns else []
+        return [], None
+    if col not in frame.columns:
+        return [], None
+    frame = frame[frame[col].notna()]
+    return frame[col].to_list(), frame["boot"].to_list() if "boot" in frame.columns else None
+
+
+def design(opts: NightlyOptions, configs: int) -> seq.Design:
+    """The night's sequential design: alpha split over the configurations (Bonferroni)."""
+    return seq.Design(alpha=opts.alpha / max(configs, 1), threshold=opts.threshold,
+                      n_min=max(3, opts.repeat), n_max=max(opts.max_repeat, opts.repeat))
+
+
+def paired(base_dir: Path, cand_dir: Path, a, b, metric: str):
+    """Paired log-ratios log(candidate / baseline) of boot means, in boot order."""
+    va, ba = _values(base_dir, a.name, metric)
+    vb, bb = _values(cand_dir, b.name, metric)
+    d = seq.pairs_from_boots(va, ba, vb, bb)
+    return d
 
 
 def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: NightlyOptions,
@@ -113,6 +132,7 @@ def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: Nigh
     stops: dict[str, tuple[str, int]] = {}
     failures: list[str] = []
     cap = max(opts.max_repeat, opts.repeat) if opts.sequential else opts.repeat
+    des = design(opts, len(pairs))
     for a, b in pairs:
         decision = "fixed"
         rep = 0
@@ -121,18 +141,56 @@ def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: Nigh
                 for o in run_one(c, d, [rep]) or []:
                     if getattr(o, "status", "ok") not in ("ok", "skipped"):
                         failures.append(f"{c.name} #{o.rep}: {o.status}: {o.error}")
-            if opts.sequential and rep >= 4:
-                va, vb = _values(base_dir, a.name, opts.metric), _values(cand_dir, b.name, opts.metric)
-                if min(len(va), len(vb)) >= 2:
-                    # Two-sided: the stop does not care which direction is "better".
-                    seq = stats.sequential_test(stats.pack([va]), stats.pack([vb]), opts.threshold,
-                                                opts.seq_alpha, opts.seq_beta, n_min=4, n_max=cap)
-                    decision = str(seq.decision[0])
-                    if decision != stats.SEQ_CONTINUE and rep >= opts.repeat:
+            if opts.sequential and rep >= des.n_min:
+                # Two-sided: the stop does not care which direction is "better".
+                d = paired(base_dir, cand_dir, a, b, opts.metric)
+                if d.size >= 2:
+                    decision = str(seq.run_paths(d[None, :], des).decision[0])
+                    if decision != seq.SEQ_CONTINUE:
                         break
         stops[a.name] = (decision, rep)
         log(f"{a.name} / {b.name}: {rep} pair(s){'' if decision == 'fixed' else f', sequential: {decision}'}")
     return stops, failures
+
+
+def sequential_rows(comp, pairs: Sequence[tuple], base_dir: Path, cand_dir: Path,
+                    opts: NightlyOptions) -> None:
+    """Replace each row's verdict, ratio, interval and p by the sequential test's (in place).
+
+    ratio: exp of the bias-adjusted mean log-ratio; interval: the (1 - alpha/configs)
+    confidence sequence at the stop; p: anytime-valid, times the configs (Bonferroni).
+    """
+    import numpy as np
+
+    from perfsuite.analysis.comparison import lower_is_better
+
+    rows = comp.rows
+    des = design(opts, len(pairs))
+    worse_if_up = lower_is_better(comp.params.get("metric", "iops"))
+    by_name = {a.name: (a, b) for a, b in pairs}
+    for i, name in enumerate(rows["name_base"].tolist()):
+        if name not in by_name:
+            continue
+        a, b = by_name[name]
+        d = paired(base_dir, cand_dir, a, b, opts.metric)
+        if d.size < 2:
+            continue
+        path = seq.run_paths(d[None, :], des)
+        n, dec, mean, sd = int(path.n[0]), str(path.decision[0]), float(path.mean[0]), float(path.sd[0])
+        early = dec in (seq.SEQ_CHANGE, seq.SEQ_NONE) and n < des.n_max
+        adj = seq.adjusted_mean(mean, sd, n, des, early, seed=i)
+        hw = float(seq.cs_halfwidth(n, sd, des.alpha, des.tau))
+        if dec == seq.SEQ_CHANGE:
+            bad = (mean > 0) if worse_if_up else (mean < 0)
+            verdict = "regression" if bad else "improvement"
+        else:
+            verdict = "no change" if dec == seq.SEQ_NONE else "inconclusive"
+        p = float(path.p[0])
+        rows.loc[rows.index[i], ["ratio", "ci_low", "ci_high", "p", "p_adj", "verdict"]] = [
+            float(np.exp(adj)), float(np.exp(mean - hw)), float(np.exp(mean + hw)), p,
+            min(1.0, p * len(pairs)), verdict]
+    comp.params["test"] = "sequential mixture t"
+    comp.params["correction"] = "bonferroni"
 
 
 def night_info(base_frame, cand_frame, started: str, finished: str, labels: tuple[str, str]) -> dict:
@@ -238,7 +296,8 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
               log: Callable[[str], None] = lambda m: None) -> NightResult:
     """Run, compare, record and write the night. Raises NightlyError when nothing compares."""
     from perfsuite.nightly import history
-    from perfsuite.analysis.comparison import CompareError, compare, render_json, render_junit
+    from perfsuite.analysis.comparison import (CompareError, compare, render_json, render_junit,
+                                               resolve_metric)
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.analysis.results import ResultsError, load_runs
 
@@ -257,16 +316,23 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
     except ResultsError as exc:
         raise NightlyError(f"no results to compare: {exc}") from None
     try:
+        # --test moderated borrows its variance prior from the stored nights when there are some
+        prior = (history.variance_prior(db, resolve_metric(opts.metric, fa.frame, fb.frame))
+                 if opts.test == "moderated" else None)
         comp = compare(fa.frame, fb.frame, threshold=opts.threshold, test=opts.test,
-                       correction=opts.correction, metric=opts.metric, alpha=opts.alpha)
+                       correction=opts.correction, metric=opts.metric, alpha=opts.alpha,
+                       prior=prior)
     except CompareError as exc:
         raise NightlyError(str(exc)) from None
     if not len(comp.rows):
         raise NightlyError("no configuration has results on both sides")
+    if opts.sequential:
+        sequential_rows(comp, pairs, base_dir, cand_dir, opts)
     labels = (pairs[0][0].label, pairs[0][1].label)
     info = night_info(fa.frame, fb.frame, started, finished, labels)
     history.record_night(db, night, comp, info)
-    changes = history.detect(history.results(db, comp.params["metric"]))
+    # Each change point once: on the night it is first seen, not again every night after.
+    changes = history.new_changes(history.results(db, comp.params["metric"]), night)
     db.close()
     res = NightResult(night, comp, comp.exit_code, stops=stops, failures=failures,
                       warnings=fa.warnings + fb.warnings, changes=changes)

@@ -19,12 +19,21 @@ from perfsuite import rundir
 from perfsuite.analysis import stats
 
 
-def reps_for_precision(values: Sequence[float], precision_pct: float, cap: int) -> int:
+def reps_for_precision(values: Sequence[float], precision_pct: float, cap: int,
+                       boots: Sequence | None = None) -> int:
     """How many repetitions in all the configuration should have (>= len(values), <= cap).
 
     With fewer than two finite values nothing is known about the spread: ask for two.
+    With `boots` (each value's boot number) and two or more boots, the precision is that of
+    the mean over boot means (stats.boot_units), and the count of boots it needs is turned
+    into repetitions at the current repetitions per boot.
     """
     x = np.asarray(values, dtype=float)
+    units = stats.boot_units(x, boots) if boots is not None else None
+    if units is not None and units.boots >= 2 and units.boots < units.runs:
+        per_boot = units.runs / units.boots
+        need = reps_for_precision(units.values, precision_pct, max(2, int(cap // per_boot)))
+        return int(min(cap, max(units.runs, math.ceil(need * per_boot))))
     x = x[np.isfinite(x)]
     n = x.size
     if n >= cap:
@@ -40,14 +49,17 @@ def reps_for_precision(values: Sequence[float], precision_pct: float, cap: int) 
     return cap
 
 
-def _measured(runs_dir: Path, name: str) -> list[float]:
+def _measured(runs_dir: Path, name: str) -> tuple[list[float], list | None]:
+    """The IOPS measured so far, and the boot of each (None without boot numbers)."""
     from perfsuite.analysis.results import ResultsError, load_runs
 
     try:
         frame = load_runs(runs_dir, names=[name]).frame
     except ResultsError:
-        return []
-    return frame["iops"].tolist() if "iops" in frame else []
+        return [], None
+    if "iops" not in frame:
+        return [], None
+    return frame["iops"].tolist(), frame["boot"].tolist() if "boot" in frame else None
 
 
 def run_until_precision(configs, runs_dir, runner, precision_pct: float, max_repeat: int) -> list:
@@ -58,11 +70,11 @@ def run_until_precision(configs, runs_dir, runner, precision_pct: float, max_rep
     outcomes = []
     for c in configs:
         while True:
-            values = _measured(runs_dir, c.name)
-            target = reps_for_precision(values, precision_pct, max_repeat)
+            values, boots = _measured(runs_dir, c.name)
+            target = reps_for_precision(values, precision_pct, max_repeat, boots)
             more = target - len(values)
             if more <= 0:
-                reached = stats.error_pct(values, "ci95")
+                reached = stats.error_pct(values, "ci95", boots)
                 if not reached <= precision_pct:  # NaN (too few runs) included
                     runner.event("note", text=f"{c.name}: 95% CI ±{reached:.1f}% after {len(values)} "
                                               f"repetition(s), not the ±{precision_pct:g}% asked "
