@@ -12,6 +12,7 @@ import sys
 import click
 
 from perfsuite.commands.base import RunArgs, group, run_options
+from perfsuite.errors import BadInput
 
 _INV = click.argument("inventory", type=click.Path(exists=True, dir_okay=False))
 _FORKS = click.option("--forks", default=50, show_default=True, type=click.IntRange(1),
@@ -43,3 +44,115 @@ def check(inventory: str, forks: int, probe: bool) -> None:
         click.echo(f"{len(bad)} of {len(rows)} host(s) not usable: "
                    + ", ".join(f"{r.host} ({r.status})" for r in bad), err=True)
         sys.exit(1)
+
+
+@lab.command(error_prefix="perfsuite lab setup: error")
+@_INV
+@_FORKS
+@click.option("--apt/--no-apt", default=True, show_default=True,
+              help="Install missing Debian packages on the hosts (apt-get, as the ssh user).")
+def setup(inventory: str, forks: int, apt: bool) -> None:
+    """Install packages, a venv with this checkout's perfsuite (as a wheel) at this machine's
+    dependency versions, and the guest image on every host. A second setup changes nothing."""
+    import tempfile
+    from pathlib import Path
+
+    from perfsuite.lab.ansible import Ansible
+    from perfsuite.lab.inventory import load_inventory
+    from perfsuite.lab.provision import setup_vars, summarize
+
+    hosts = load_inventory(inventory)
+    with tempfile.TemporaryDirectory(prefix="perfsuite-lab-setup-") as tmp:
+        extra = setup_vars(Path(tmp), apt, log=lambda m: click.echo(m, err=True))
+        outcomes = Ansible(inventory, forks=forks).play("setup", extra)
+    lines, ok = summarize(outcomes, hosts)
+    click.echo("\n".join(lines))
+    if ok and not any(outcomes[h.name].changed for h in hosts):
+        click.echo(f"all {len(hosts)} host(s) already set up: nothing changed")
+    sys.exit(0 if ok else 1)
+
+
+_RUN_EPILOG = """\b
+Each host runs `perfsuite run` on its share (all repetitions of a configuration on one host,
+shares balanced by expected wall time); results come home as they complete, every meta
+naming its host and class ("lab": {"host", "class"}). A host lost in the middle (ssh gone,
+perfsuite killed) has its unfinished configurations moved to another host of its class;
+repetitions already home are kept and resumed from, none is counted twice. With several
+classes, results go to RUNS_DIR/CLASS/NAME. Ctrl-C stops every remote run.
+\b
+Exit status: 0 all complete, 1 some failed or not run, 2 bad input, 130 interrupted."""
+
+
+@lab.command("run", epilog=_RUN_EPILOG, error_prefix="perfsuite lab run: error")
+@_INV
+@click.argument("matrix", required=False, default="jobs/matrix.toml", metavar="[MATRIX]")
+@run_options(repeat_default=5)
+@_FORKS
+@click.option("--qemu", help="QEMU binary on the hosts (overrides the matrix's `qemu`).")
+@click.option("--label", help="Label of the QEMU build, first part of every run name "
+                              "(default: the matrix's, else qemu-MAJOR.MINOR of this machine's QEMU).")
+@click.option("--retries", default=0, show_default=True, type=click.IntRange(0),
+              help="Extra attempts for a failed repetition (on its host).")
+@click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.2),
+              help="Seconds between collections.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: str | None,
+            label: str | None, retries: int, poll: float, quiet: bool) -> None:
+    """Run MATRIX (default jobs/matrix.toml) across the hosts of INVENTORY into RUNS_DIR."""
+    from pathlib import Path
+
+    from perfsuite.lab.ansible import Ansible
+    from perfsuite.lab.dispatch import LabOptions, LabRun
+    from perfsuite.lab.inventory import by_class, load_inventory
+    from perfsuite.matrix.config import load_matrix, select
+    from perfsuite.qemu.features import default_label
+    from perfsuite.run.progress import Progress
+
+    hosts = load_inventory(inventory)
+    overrides = {"runtime": run_args.runtime, "ramp": run_args.ramp, "qemu": qemu, "label": label}
+    configs = select(load_matrix(matrix, overrides, default_label), run_args.only)
+    if not configs:
+        raise BadInput(f"no configuration of {matrix} matches --only {' '.join(run_args.only)}")
+    labels = {c.label for c in configs}
+    extra = ["--retries", str(retries)] + (["--qemu", qemu] if qemu else [])
+    if len(labels) == 1:  # the same names on every host, whatever QEMU version it has
+        extra += ["--label", labels.pop()]
+    progress = Progress(total=len(configs) * run_args.repeat * len(by_class(hosts)), quiet=quiet)
+    opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll)
+    job = LabRun(hosts, configs, opts, Ansible(inventory, forks=forks), on_event=progress.event)
+    try:
+        with progress:
+            job.run()
+    except KeyboardInterrupt:
+        _interrupted(job)
+    finally:
+        job.cleanup()
+    _report(job, [c.name for c in configs])
+
+
+def _interrupted(job) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+    click.echo("interrupted: stopping the runs on every host ...", err=True)
+    job.stop()
+    click.echo(f"interrupted: completed repetitions are kept in {job.runs_dir}/", err=True)
+    job.cleanup()
+    sys.exit(130)
+
+
+def _report(job, names: list[str]) -> None:
+    from perfsuite.commands.run import _print_table
+    for cls in job.classes:
+        if len(job.classes) > 1:
+            click.echo(f"class {cls}:")
+        _print_table(str(job.local_dir(cls)), names)
+    for host, why in job.lost.items():
+        click.echo(f"host {host} lost: {why}", err=True)
+    for key in sorted(job.failed):
+        click.echo(f"{'/'.join(key)}: repetitions failed on its host (see its .meta.json/.log)", err=True)
+    for key in job.not_run:
+        click.echo(f"{'/'.join(key)}: not run (no host of class {key[0]} left)", err=True)
+    if job.duplicates:
+        click.echo(f"{job.duplicates} repetition(s) arrived twice (moved off a lost host); "
+                   "the first copy counts", err=True)
+    sys.exit(1 if (job.failed or job.not_run) else 0)
