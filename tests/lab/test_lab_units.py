@@ -65,3 +65,37 @@ def test_events_and_check_row_for_unreachable_and_bad_python():
     rb = row(LabHost("b", vars={"ansible_python_interpreter": "/x/python3"}), out["b"])
     assert (ra.status, rb.status) == ("unreachable", "python")
     assert "Python /x/python3 unusable" in rb.note
+
+
+def _pack(tmp_path, host, name="cfg", rep=1, log=b"console", status="ok", tag="a"):
+    import tarfile
+    src = tmp_path / f"src-{host}-{tag}"
+    (src / name).mkdir(parents=True)
+    meta = {"name": name, "rep": rep, "status": status, "lab": {"host": host, "class": "default"}}
+    if status == "ok":
+        (src / name / f"{rep}.json").write_text('{"jobs": []}')
+    (src / name / f"{rep}.meta.json").write_text(json.dumps(meta))
+    (src / name / f"{rep}.log").write_bytes(log)
+    (src / "evil").write_text("x")
+    tar = tmp_path / f"{host}-{tag}.tar"
+    with tarfile.open(tar, "w") as t:
+        for p in src.rglob("*"):
+            if p.is_file():
+                t.add(p, arcname=str(p.relative_to(src)))
+        t.add(src / "evil", arcname="../evil")
+    return tar
+
+
+def test_unpack_counts_a_repetition_once_and_refreshes_its_own_console(tmp_path):
+    from perfsuite.lab.collect import unpack
+    dest = tmp_path / "runs"
+    first = unpack(_pack(tmp_path, "h1"), dest, "h1")
+    assert [(a.name, a.rep, a.status) for a in first] == [("cfg", 1, "ok")]
+    again = unpack(_pack(tmp_path, "h1", log=b"console + poweroff", tag="b"), dest, "h1")
+    assert again == [] and (dest / "cfg" / "1.log").read_bytes() == b"console + poweroff"
+    other = unpack(_pack(tmp_path, "h2", log=b"h2's", tag="c"), dest, "h2")
+    assert [a.status for a in other] == ["duplicate"]
+    assert json.loads((dest / "cfg" / "1.meta.json").read_text())["lab"]["host"] == "h1"
+    assert not (tmp_path / "evil").exists()
+    # a pack whose metas name another host (e.g. results pushed to resume from) brings nothing
+    assert unpack(_pack(tmp_path, "h3", rep=2, tag="d"), dest, "h1") == []
