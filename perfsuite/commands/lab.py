@@ -156,3 +156,79 @@ def _report(job, names: list[str]) -> None:
         click.echo(f"{job.duplicates} repetition(s) arrived twice (moved off a lost host); "
                    "the first copy counts", err=True)
     sys.exit(1 if (job.failed or job.not_run) else 0)
+
+
+@lab.command("nightly", error_prefix="perfsuite lab nightly: error")
+@_INV
+@run_options(repeat_default=5)
+@_FORKS
+@click.option("--baseline-qemu", required=True, metavar="PATH", help="QEMU of the reference build on the hosts.")
+@click.option("--candidate-qemu", required=True, metavar="PATH", help="QEMU of the build under test on the hosts.")
+@click.option("--baseline-label", default="baseline", show_default=True)
+@click.option("--candidate-label", default="candidate", show_default=True)
+@click.option("--matrix", default="jobs/matrix.toml", show_default=True, help="Matrix file (TOML).")
+@click.option("--results-dir", default="nightly", show_default=True,
+              help="History and per-night outputs (RESULTS_DIR/CLASS/ for each class when there are several).")
+@click.option("--night", help="Night id (default: today's UTC date).")
+@click.option("--threshold", default="5%", show_default=True, help="Smallest change that counts (0.05 or 5%).")
+@click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.2))
+def nightly_cmd(inventory, run_args: RunArgs, forks, baseline_qemu, candidate_qemu, baseline_label,
+                candidate_label, matrix, results_dir, night, threshold, poll) -> None:
+    """Baseline vs candidate on every host (interleaved there), compared per class.
+
+    RUNS are kept under RESULTS_DIR/nights/NIGHT/runs/ (--runs-dir is not used). Exit 0 no
+    regression, 1 a regression (or configurations not run), 2 bad input, 130 interrupted.
+    """
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from perfsuite.analysis.comparison import render_table
+    from perfsuite.commands.base import parse_threshold
+    from perfsuite.lab.ansible import Ansible
+    from perfsuite.lab.dispatch import LabOptions, LabRun
+    from perfsuite.lab.inventory import by_class, load_inventory
+    from perfsuite.lab.night import NightPlan, compare_class
+    from perfsuite.matrix.config import load_matrix, select
+    from perfsuite.nightly import night as N
+    from perfsuite.run.progress import Progress
+
+    if run_args.repeat < 2:
+        raise BadInput("lab nightly needs --repeat 2 or more (pairs per configuration)")
+    if baseline_label == candidate_label:
+        raise BadInput("--baseline-label and --candidate-label must differ")
+    thr = parse_threshold(threshold)
+    hosts = load_inventory(inventory)
+    sides = [select(load_matrix(matrix, {"runtime": run_args.runtime, "ramp": run_args.ramp,
+                                         "qemu": q, "label": lab_}), run_args.only)
+             for q, lab_ in ((baseline_qemu, baseline_label), (candidate_qemu, candidate_label))]
+    plan = NightPlan(N.pair_configs(*sides), baseline_qemu, candidate_qemu, night or N.night_id())
+    results = Path(results_dir)
+    runs = results / "nights" / plan.night / "runs"
+    args = replace(run_args, runs_dir=str(runs))
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    classes = by_class(hosts)
+    progress = Progress(total=2 * len(plan.pairs) * args.repeat * len(classes))
+    job = LabRun(hosts, [a for a, _ in plan.pairs], LabOptions(Path(matrix), args, poll=poll),
+                 Ansible(inventory, forks=forks), on_event=progress.event,
+                 units=plan.units(), argv_for=plan.argv)
+    try:
+        with progress:
+            job.run()
+    except KeyboardInterrupt:
+        _interrupted(job)
+    finally:
+        job.cleanup()
+    worst = 0
+    opts = N.NightlyOptions(repeat=args.repeat, threshold=thr)
+    for cls in sorted(classes):
+        out = results if len(classes) == 1 else results / cls
+        comp, info = compare_class(job.local_dir(cls), out, plan, opts, started)
+        click.echo(f"class {cls} (hosts {info['host']}):")
+        click.echo(render_table(comp), nl=False)
+        worst = max(worst, comp.exit_code)
+    for host, why in job.lost.items():
+        click.echo(f"host {host} lost: {why}", err=True)
+    for key in job.not_run + sorted(job.failed):
+        click.echo(f"{'/'.join(key)}: not complete", err=True)
+    sys.exit(max(worst, 1 if (job.failed or job.not_run) else 0))

@@ -18,7 +18,9 @@ import orjson
 from perfsuite.fsutil import atomic_write_bytes
 from perfsuite.run.runner import complete_reps
 
-_MEMBER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._+-]*)/(\d+)(\.json|\.meta\.json|\.log)$")
+# [SIDE/]NAME/N.suffix; SIDE is baseline/candidate for a night. No "..", no absolute path.
+_MEMBER = re.compile(r"^((?:[A-Za-z0-9][A-Za-z0-9._+-]*/)?[A-Za-z0-9][A-Za-z0-9._+-]*)/(\d+)"
+                     r"(\.json|\.meta\.json|\.log)$")
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,10 @@ class LabRun:
     opts: LabOptions
     ansible: Ansible
     on_event: Callable[..., None] = lambda kind, **d: None
+    # unit (a configuration, or a baseline/candidate pair) -> run dirs it fills, relative to
+    # the class's runs dir; default: one dir per configuration, named like it
+    units: dict[str, list[str]] | None = None
+    argv_for: Callable[["LabRun", "Job"], list[str]] | None = None   # default: `perfsuite run`
     jobs: dict[str, Job] = field(default_factory=dict)
     lost: dict[str, str] = field(default_factory=dict)
     pool: list[Key] = field(default_factory=list)
@@ -69,6 +73,8 @@ class LabRun:
         self.runs_dir = Path(self.opts.run_args.runs_dir)
         self.classes = sorted({h.cls for h in self.hosts})
         self.by_name = {c.name: c for c in self.configs}
+        if self.units is None:
+            self.units = {c.name: [c.name] for c in self.configs}
         self.run_id = hashlib.sha256(str(self.runs_dir.resolve()).encode()).hexdigest()[:12]
         self.staging = Path(tempfile.mkdtemp(prefix="perfsuite-lab-"))
         self.inputs = self._inputs()
@@ -80,12 +86,15 @@ class LabRun:
         return self.runs_dir if len(self.classes) == 1 else self.runs_dir / cls
 
     def missing(self, key: Key) -> int:
-        have = complete_reps(self.local_dir(key[0]) / key[1])
-        return len(set(range(1, self.opts.run_args.repeat + 1)) - have)
+        want = set(range(1, self.opts.run_args.repeat + 1))
+        return sum(len(want - complete_reps(self.local_dir(key[0]) / rel)) for rel in self.units[key[1]])
 
     def cost(self, key: Key) -> float:
         c = self.by_name[key[1]]
         return expected_seconds(c.runtime, c.ramp, self.missing(key))
+
+    def rels(self, keys: list[Key]) -> list[str]:
+        return [rel for k in keys for rel in self.units[k[1]]]
 
     def _inputs(self) -> Path:
         """The matrix file and the job files beside it, as the host gets them."""
@@ -100,9 +109,9 @@ class LabRun:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> None:
-        keys = [(cls, c.name) for cls in self.classes for c in self.configs]
+        keys = [(cls, u) for cls in self.classes for u in self.units]
         for key in keys:
-            have = self.opts.run_args.repeat - self.missing(key)
+            have = self.opts.run_args.repeat * len(self.units[key[1]]) - self.missing(key)
             for n in range(have):
                 self.on_event("rep", name=self._label(key), rep=n + 1, status="skipped")
         self.pool = [k for k in keys if self.missing(k) > 0]
@@ -141,7 +150,7 @@ class LabRun:
             h = hosts[name]
             job = Job(h, f"{h.dir}/runs/{self.run_id}/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{len(self.moves)}", keys)
             push = self.staging / f"push-{name}-{time.monotonic_ns()}.tar"
-            has_push = pack_local(self.local_dir(h.cls), [k[1] for k in keys], push)
+            has_push = pack_local(self.local_dir(h.cls), self.rels(keys), push)
             vars_[name] = {"dir": job.dir, "inputs": str(self.inputs), "cmd": self.command(job),
                            "push": str(push) if has_push else ""}
             jobs[name] = job
@@ -155,10 +164,17 @@ class LabRun:
                 self._lose(job, _why(o))
 
     def command(self, job: Job) -> str:
-        """The host's `perfsuite run` for its share, as a shell line (detached by Ansible)."""
-        a, h = self.opts.run_args, job.host
+        """The host's perfsuite command for its share, as a shell line (detached by Ansible)."""
+        h = job.host
         env = {"PERFSUITE_LAB_HOST": h.name, "PERFSUITE_LAB_CLASS": h.cls,
                "PERFSUITE_CACHE": f"{h.dir}/cache"}
+        argv = (self.argv_for or LabRun.run_argv)(self, job)
+        line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
+        return (f"mkdir -p work && {{ {line} > run.log 2>&1 & echo $! > pid; wait $!; "
+                f"echo $? > rc; }}")
+
+    def run_argv(self, job: Job) -> list[str]:
+        a, h = self.opts.run_args, job.host
         argv = [f"{h.dir}/venv/bin/perfsuite", "run", f"input/{self.opts.matrix.name}",
                 "--runs-dir", "runs", "--work-root", f"{job.dir}/work", "--quiet",
                 "--repeat", str(a.repeat), "--accel", a.accel]
@@ -169,9 +185,7 @@ class LabRun:
         argv += list(self.opts.extra)
         for _, name in job.keys:
             argv += ["--only", name]
-        line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
-        return (f"mkdir -p work && {{ {line} > run.log 2>&1 & echo $! > pid; wait $!; "
-                f"echo $? > rc; }}")
+        return argv
 
     # ------------------------------------------------------------------ collection
 
@@ -196,7 +210,7 @@ class LabRun:
         info = json.loads(o.results["pack"]["stdout"])
         if info.get("tar"):
             tar = inbox / f"{job.host.name}-{job.seq}.tar"
-            for a in unpack(tar, self.local_dir(job.host.cls), job.host.name, {k[1] for k in job.keys}):
+            for a in unpack(tar, self.local_dir(job.host.cls), job.host.name, set(self.rels(job.keys))):
                 self._arrived(job, a)
             tar.unlink(missing_ok=True)
         job.since, job.seq = info["next_since"], job.seq + 1

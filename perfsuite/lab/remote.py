@@ -55,7 +55,7 @@ def _version() -> str | None:
 def _results(runs: Path, host: str, since: float) -> list[Path]:
     """Files of results made by this host (its meta names it) that changed after `since`."""
     files: list[Path] = []
-    for meta in runs.glob("*/*.meta.json"):
+    for meta in runs.rglob("*.meta.json"):   # NAME/N, or SIDE/NAME/N for a night
         try:
             m = json.loads(meta.read_bytes())
         except (OSError, ValueError):
@@ -105,7 +105,7 @@ def pack(d: Path, host: str, since: float, seq: int) -> dict:
         with tarfile.open(out, "w") as tar:
             for p in files:
                 tar.add(p, arcname=str(p.relative_to(d / "runs")))
-    n = len({(p.parent.name, p.name.split(".")[0]) for p in files})
+    n = len({(p.parent, p.name.split(".")[0]) for p in files})
     return {**state, "results": n, "files": len(files), "tar": str(out) if files else None,
             "bytes": out.stat().st_size if files else 0,
             # a file written during the scan has mtime >= started: it is sent again next time
