@@ -82,6 +82,9 @@ class Ansible:
                 "PERFSUITE_LAB_EVENTS": events,
                 "ANSIBLE_HOST_KEY_CHECKING": "False",
                 "ANSIBLE_PIPELINING": "True",
+                # one ssh connection per host for the whole run: a collection round every few
+                # seconds must not pay a new handshake each time
+                "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=900s",
                 "ANSIBLE_RETRY_FILES_ENABLED": "False",
                 "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_TIMEOUT": str(self.timeout),

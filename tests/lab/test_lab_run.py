@@ -43,6 +43,7 @@ def lab(tmp_path_factory, client_key):
     (jobs / "lab.toml").write_text(MATRIX)
     (jobs / "fio.job").write_text((Path(__file__).parents[2] / "jobs" / "fio.job").read_text())
     lab.matrix = jobs / "lab.toml"
+    (jobs / "night.toml").write_text(MATRIX.replace("queue_size = [128, 256]", "queue_size = 256"))
     lab.inv = lab.inventory()
     first = perfsuite("lab", "setup", str(lab.inv))
     assert first.returncode == 0, first.stdout + first.stderr
@@ -125,6 +126,29 @@ def test_ctrl_c_on_the_controller_leaves_no_qemu_on_any_host(lab):
     assert "stopping the runs on every host" in err
     assert qemu_of(lab) == []
     assert processes_mentioning(str(lab.root), "perfsuite run") == []
+
+
+def test_lab_nightly_interleaves_on_each_host_and_records_the_hosts(lab):
+    import sqlite3
+    results = lab.root / "nightly"
+    qemu = "/usr/bin/qemu-system-x86_64"
+    out = perfsuite("lab", "nightly", str(lab.inv), "--matrix", str(lab.matrix.parent / "night.toml"),
+                    "--baseline-qemu", qemu, "--candidate-qemu", qemu, "--night", "n1",
+                    "--results-dir", str(results), "--repeat", "2", "--runtime", "2", "--ramp", "0",
+                    "--accel", "tcg", "--poll", "2")
+    assert out.returncode in (0, 1), out.stderr     # same build twice: no verdict is forced
+    assert "class default (hosts h1, h2):" in out.stdout and "smp-1-dataplane" in out.stdout
+    ms = metas(results / "nights" / "n1" / "runs")
+    assert len(ms) == 8 and all(m["status"] == "ok" for m in ms)
+    for rest in ("smp-1-dataplane", "smp-1-no-dataplane"):
+        mine = [m for m in ms if m["name"].endswith(rest)]
+        assert len({m["lab"]["host"] for m in mine}) == 1      # a pair stays on one host
+        order = [(m["started"], m["config"]["label"], m["rep"]) for m in mine]
+        assert [(lab_, rep) for _, lab_, rep in sorted(order)] == [
+            ("baseline", 1), ("candidate", 1), ("baseline", 2), ("candidate", 2)]
+    db = sqlite3.connect(results / "history.sqlite")
+    assert db.execute("SELECT host FROM nights WHERE night = 'n1'").fetchone() == ("h1, h2",)
+    assert (results / "nights" / "n1" / "summary.md").exists()
 
 
 def test_killed_host_has_its_remaining_configurations_finish_elsewhere(lab):
