@@ -81,9 +81,14 @@ def test_setup_twice_changes_nothing_and_says_so(lab):
 
 
 def test_lab_run_completes_and_every_result_names_its_host(lab):
+    from labhosts import free_port, inventory_yaml
     runs = lab.root / "runs-complete"
-    out = perfsuite("lab", "run", str(lab.inv), str(lab.matrix), "--runs-dir", str(runs), *RUN)
+    gone = Sshd("gone", lab.root / "gone", free_port())   # unreachable from the start
+    inv = lab.root / "with-gone.yml"
+    inv.write_text(inventory_yaml(lab.hosts + [gone], lab.key))
+    out = perfsuite("lab", "run", str(inv), str(lab.matrix), "--runs-dir", str(runs), *RUN)
     assert out.returncode == 0, out.stderr
+    assert "gone lost (unreachable" in out.stderr
     ms = metas(runs)
     assert len(ms) == 8 and all(m["status"] == "ok" for m in ms)
     assert {m["lab"]["host"] for m in ms} == {"h1", "h2"}  # balanced: both hosts ran some
