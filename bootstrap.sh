@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 RUN_PKGS=(python3 python3-venv python3-pip qemu-system-x86 fio busybox-static cpio zstd xz-utils kmod binutils procps git)
-TEST_PKGS=(chromium)
+TEST_PKGS=(chromium openssh-server openssh-client)
 
 apt_install() {
     local missing=()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import socket
 import subprocess
@@ -52,7 +53,7 @@ def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
                device: dict | None, started: str, finished: str, status: str,
                error: str | None, attempt: int = 1, pinned: dict | None = None) -> dict[str, Any]:
     g = guest or {}
-    return {
+    meta = {
         "schema": SCHEMA, "name": c.name, "rep": rep, "boot": boot, "attempt": attempt,
         "config": c.to_meta(),
         "qemu_argv": list(argv),
@@ -66,6 +67,10 @@ def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
         "status": status, "error": error,
         "synthetic": False, "true_iops": None,
     }
+    if os.environ.get("PERFSUITE_LAB_HOST"):  # set by `perfsuite lab run` on each lab host
+        meta["lab"] = {"host": os.environ["PERFSUITE_LAB_HOST"],
+                       "class": os.environ.get("PERFSUITE_LAB_CLASS")}
+    return meta
 
 
 @functools.lru_cache(maxsize=None)

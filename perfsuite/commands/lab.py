@@ -1,0 +1,234 @@
+"""`perfsuite lab check|setup|run|nightly INVENTORY`: a lab of benchmark hosts through Ansible.
+
+Each host runs `perfsuite run` itself (timing stays local); Ansible provisions the hosts,
+hands out configurations and brings results home. Inventory, playbooks and the dispatch
+loop live in perfsuite/lab/; docs/lab.md explains a real lab.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from perfsuite.commands.base import RunArgs, group, run_options
+from perfsuite.errors import BadInput
+
+_INV = click.argument("inventory", type=click.Path(exists=True, dir_okay=False))
+_FORKS = click.option("--forks", default=50, show_default=True, type=click.IntRange(1),
+                      help="Hosts Ansible talks to at once.")
+
+
+@group()
+def lab() -> None:
+    """Run the matrix across many hosts through Ansible (an inventory of benchmark hosts)."""
+
+
+@lab.command(error_prefix="perfsuite lab check: error")
+@_INV
+@_FORKS
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="Boot the KVM probe guest on hosts set up by `lab setup` (as `run --accel auto`).")
+def check(inventory: str, forks: int, probe: bool) -> None:
+    """Reach every host, gather its facts, probe KVM there; one table. Exit 1 if a host fails."""
+    from perfsuite.lab.ansible import Ansible
+    from perfsuite.lab.check import row, table
+    from perfsuite.lab.inventory import load_inventory
+
+    hosts = load_inventory(inventory)
+    outcomes = Ansible(inventory, forks=forks).play("check", {"perfsuite_probe_boot": probe})
+    rows = [row(h, outcomes.get(h.name)) for h in hosts]
+    click.echo(table(rows), nl=False)
+    bad = [r for r in rows if r.status != "ok"]
+    if bad:
+        click.echo(f"{len(bad)} of {len(rows)} host(s) not usable: "
+                   + ", ".join(f"{r.host} ({r.status})" for r in bad), err=True)
+        sys.exit(1)
+
+
+@lab.command(error_prefix="perfsuite lab setup: error")
+@_INV
+@_FORKS
+@click.option("--apt/--no-apt", default=True, show_default=True,
+              help="Install missing Debian packages on the hosts (apt-get, as the ssh user).")
+def setup(inventory: str, forks: int, apt: bool) -> None:
+    """Install packages, a venv with this checkout's perfsuite (as a wheel) at this machine's
+    dependency versions, and the guest image on every host. A second setup changes nothing."""
+    import tempfile
+    from pathlib import Path
+
+    from perfsuite.lab.ansible import Ansible
+    from perfsuite.lab.inventory import load_inventory
+    from perfsuite.lab.provision import setup_vars, summarize
+
+    hosts = load_inventory(inventory)
+    with tempfile.TemporaryDirectory(prefix="perfsuite-lab-setup-") as tmp:
+        extra = setup_vars(Path(tmp), apt, log=lambda m: click.echo(m, err=True))
+        outcomes = Ansible(inventory, forks=forks).play("setup", extra)
+    lines, ok = summarize(outcomes, hosts)
+    click.echo("\n".join(lines))
+    if ok and not any(outcomes[h.name].changed for h in hosts):
+        click.echo(f"all {len(hosts)} host(s) already set up: nothing changed")
+    sys.exit(0 if ok else 1)
+
+
+_RUN_EPILOG = """\b
+Each host runs `perfsuite run` on its share (all repetitions of a configuration on one host,
+shares balanced by expected wall time); results come home as they complete, every meta
+naming its host and class ("lab": {"host", "class"}). A host lost in the middle (ssh gone,
+perfsuite killed) has its unfinished configurations moved to another host of its class;
+repetitions already home are kept and resumed from, none is counted twice. With several
+classes, results go to RUNS_DIR/CLASS/NAME. Ctrl-C stops every remote run.
+\b
+Exit status: 0 all complete, 1 some failed or not run, 2 bad input, 130 interrupted."""
+
+
+@lab.command("run", epilog=_RUN_EPILOG, error_prefix="perfsuite lab run: error")
+@_INV
+@click.argument("matrix", required=False, default="jobs/matrix.toml", metavar="[MATRIX]")
+@run_options(repeat_default=5)
+@_FORKS
+@click.option("--qemu", help="QEMU binary on the hosts (overrides the matrix's `qemu`).")
+@click.option("--label", help="Label of the QEMU build, first part of every run name "
+                              "(default: the matrix's, else qemu-MAJOR.MINOR of this machine's QEMU).")
+@click.option("--retries", default=0, show_default=True, type=click.IntRange(0),
+              help="Extra attempts for a failed repetition (on its host).")
+@click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.2),
+              help="Seconds between collections.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: str | None,
+            label: str | None, retries: int, poll: float, quiet: bool) -> None:
+    """Run MATRIX (default jobs/matrix.toml) across the hosts of INVENTORY into RUNS_DIR."""
+    from pathlib import Path
+
+    from perfsuite.lab.ansible import Ansible
+    from perfsuite.lab.dispatch import LabOptions, LabRun
+    from perfsuite.lab.inventory import by_class, load_inventory
+    from perfsuite.matrix.config import load_matrix, select
+    from perfsuite.qemu.features import default_label
+    from perfsuite.run.progress import Progress
+
+    hosts = load_inventory(inventory)
+    overrides = {"runtime": run_args.runtime, "ramp": run_args.ramp, "qemu": qemu, "label": label}
+    configs = select(load_matrix(matrix, overrides, default_label), run_args.only)
+    if not configs:
+        raise BadInput(f"no configuration of {matrix} matches --only {' '.join(run_args.only)}")
+    labels = {c.label for c in configs}
+    extra = ["--retries", str(retries)] + (["--qemu", qemu] if qemu else [])
+    if len(labels) == 1:  # the same names on every host, whatever QEMU version it has
+        extra += ["--label", labels.pop()]
+    progress = Progress(total=len(configs) * run_args.repeat * len(by_class(hosts)), quiet=quiet)
+    opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll)
+    job = LabRun(hosts, configs, opts, Ansible(inventory, forks=forks), on_event=progress.event)
+    try:
+        with progress:
+            job.run()
+    except KeyboardInterrupt:
+        _interrupted(job)
+    finally:
+        job.cleanup()
+    _report(job, [c.name for c in configs])
+
+
+def _interrupted(job) -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
+    click.echo("interrupted: stopping the runs on every host ...", err=True)
+    job.stop()
+    click.echo(f"interrupted: completed repetitions are kept in {job.runs_dir}/", err=True)
+    job.cleanup()
+    sys.exit(130)
+
+
+def _report(job, names: list[str]) -> None:
+    from perfsuite.commands.run import _print_table
+    for cls in job.classes:
+        if len(job.classes) > 1:
+            click.echo(f"class {cls}:")
+        _print_table(str(job.local_dir(cls)), names)
+    for host, why in job.lost.items():
+        click.echo(f"host {host} lost: {why}", err=True)
+    for key in sorted(job.failed):
+        click.echo(f"{'/'.join(key)}: repetitions failed on its host (see its .meta.json/.log)", err=True)
+    for key in job.not_run:
+        click.echo(f"{'/'.join(key)}: not run (no host of class {key[0]} left)", err=True)
+    if job.duplicates:
+        click.echo(f"{job.duplicates} repetition(s) arrived twice (moved off a lost host); "
+                   "the first copy counts", err=True)
+    sys.exit(1 if (job.failed or job.not_run) else 0)
+
+
+@lab.command("nightly", error_prefix="perfsuite lab nightly: error")
+@_INV
+@run_options(repeat_default=5)
+@_FORKS
+@click.option("--baseline-qemu", required=True, metavar="PATH", help="QEMU of the reference build on the hosts.")
+@click.option("--candidate-qemu", required=True, metavar="PATH", help="QEMU of the build under test on the hosts.")
+@click.option("--baseline-label", default="baseline", show_default=True)
+@click.option("--candidate-label", default="candidate", show_default=True)
+@click.option("--matrix", default="jobs/matrix.toml", show_default=True, help="Matrix file (TOML).")
+@click.option("--results-dir", default="nightly", show_default=True,
+              help="History and per-night outputs (RESULTS_DIR/CLASS/ for each class when there are several).")
+@click.option("--night", help="Night id (default: today's UTC date).")
+@click.option("--threshold", default="5%", show_default=True, help="Smallest change that counts (0.05 or 5%).")
+@click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.2))
+def nightly_cmd(inventory, run_args: RunArgs, forks, baseline_qemu, candidate_qemu, baseline_label,
+                candidate_label, matrix, results_dir, night, threshold, poll) -> None:
+    """Baseline vs candidate on every host (interleaved there), compared per class.
+
+    RUNS are kept under RESULTS_DIR/nights/NIGHT/runs/ (--runs-dir is not used). Exit 0 no
+    regression, 1 a regression (or configurations not run), 2 bad input, 130 interrupted.
+    """
+    from dataclasses import replace
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from perfsuite.analysis.comparison import render_table
+    from perfsuite.commands.base import parse_threshold
+    from perfsuite.lab.ansible import Ansible
+    from perfsuite.lab.dispatch import LabOptions, LabRun
+    from perfsuite.lab.inventory import by_class, load_inventory
+    from perfsuite.lab.night import NightPlan, compare_class
+    from perfsuite.matrix.config import load_matrix, select
+    from perfsuite.nightly import night as N
+    from perfsuite.run.progress import Progress
+
+    if run_args.repeat < 2:
+        raise BadInput("lab nightly needs --repeat 2 or more (pairs per configuration)")
+    if baseline_label == candidate_label:
+        raise BadInput("--baseline-label and --candidate-label must differ")
+    thr = parse_threshold(threshold)
+    hosts = load_inventory(inventory)
+    sides = [select(load_matrix(matrix, {"runtime": run_args.runtime, "ramp": run_args.ramp,
+                                         "qemu": q, "label": lab_}), run_args.only)
+             for q, lab_ in ((baseline_qemu, baseline_label), (candidate_qemu, candidate_label))]
+    plan = NightPlan(N.pair_configs(*sides), baseline_qemu, candidate_qemu, night or N.night_id())
+    results = Path(results_dir)
+    runs = results / "nights" / plan.night / "runs"
+    args = replace(run_args, runs_dir=str(runs))
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    classes = by_class(hosts)
+    progress = Progress(total=2 * len(plan.pairs) * args.repeat * len(classes))
+    job = LabRun(hosts, [a for a, _ in plan.pairs], LabOptions(Path(matrix), args, poll=poll),
+                 Ansible(inventory, forks=forks), on_event=progress.event,
+                 units=plan.units(), argv_for=plan.argv)
+    try:
+        with progress:
+            job.run()
+    except KeyboardInterrupt:
+        _interrupted(job)
+    finally:
+        job.cleanup()
+    worst = 0
+    opts = N.NightlyOptions(repeat=args.repeat, threshold=thr)
+    for cls in sorted(classes):
+        out = results if len(classes) == 1 else results / cls
+        comp, info = compare_class(job.local_dir(cls), out, plan, opts, started)
+        click.echo(f"class {cls} (hosts {info['host']}):")
+        click.echo(render_table(comp), nl=False)
+        worst = max(worst, comp.exit_code)
+    for host, why in job.lost.items():
+        click.echo(f"host {host} lost: {why}", err=True)
+    for key in job.not_run + sorted(job.failed):
+        click.echo(f"{'/'.join(key)}: not complete", err=True)
+    sys.exit(max(worst, 1 if (job.failed or job.not_run) else 0))

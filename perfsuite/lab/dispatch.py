@@ -1,0 +1,278 @@
+"""The lab run: hand each host its share, collect as results arrive, move a lost host's work.
+
+State lives on the controller: which (class, configuration) items are pending, which host
+runs which (a Job), which hosts are lost. Each host runs one `perfsuite run` at a time (a
+second one would disturb the first's timing); items of a lost host go back to its class's
+pool and are handed to the next idle host of that class. Completeness is judged from the
+controller's runs dir only, so re-running the same command resumes across the lab.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from perfsuite.commands.base import RunArgs
+from perfsuite.lab.ansible import Ansible, HostOutcome
+from perfsuite.lab.collect import pack_local, unpack
+from perfsuite.lab.inventory import LabHost
+from perfsuite.lab.schedule import assign, expected_seconds
+from perfsuite.run.runner import complete_reps
+
+Key = tuple[str, str]   # (class, configuration name)
+
+
+@dataclass
+class Job:
+    host: LabHost
+    dir: str
+    keys: list[Key]
+    since: float = 0.0
+    seq: int = 0
+    misses: int = 0
+
+
+@dataclass
+class LabOptions:
+    matrix: Path
+    run_args: RunArgs
+    extra: tuple[str, ...] = ()      # more `perfsuite run` options (--label, --qemu, ...)
+    poll: float = 5.0                # seconds between collections
+    lost_after: int = 2              # collections in a row without an answer: host lost
+    max_moves: int = 2               # times one item may be moved after a loss
+
+
+@dataclass
+class LabRun:
+    hosts: list[LabHost]
+    configs: list[Any]               # perfsuite.matrix.config.Config
+    opts: LabOptions
+    ansible: Ansible
+    on_event: Callable[..., None] = lambda kind, **d: None
+    # unit (a configuration, or a baseline/candidate pair) -> run dirs it fills, relative to
+    # the class's runs dir; default: one dir per configuration, named like it
+    units: dict[str, list[str]] | None = None
+    argv_for: Callable[["LabRun", "Job"], list[str]] | None = None   # default: `perfsuite run`
+    jobs: dict[str, Job] = field(default_factory=dict)
+    lost: dict[str, str] = field(default_factory=dict)
+    pool: list[Key] = field(default_factory=list)
+    moves: dict[Key, int] = field(default_factory=dict)
+    failed: set[Key] = field(default_factory=set)
+    not_run: list[Key] = field(default_factory=list)
+    duplicates: int = 0
+
+    def __post_init__(self) -> None:
+        self.runs_dir = Path(self.opts.run_args.runs_dir)
+        self.classes = sorted({h.cls for h in self.hosts})
+        self.by_name = {c.name: c for c in self.configs}
+        if self.units is None:
+            self.units = {c.name: [c.name] for c in self.configs}
+        self.run_id = hashlib.sha256(str(self.runs_dir.resolve()).encode()).hexdigest()[:12]
+        self.staging = Path(tempfile.mkdtemp(prefix="perfsuite-lab-"))
+        self.inputs = self._inputs()
+
+    # ------------------------------------------------------------------ where things are
+
+    def local_dir(self, cls: str) -> Path:
+        """runs_dir/NAME for a one-class lab; runs_dir/CLASS/NAME when classes are compared apart."""
+        return self.runs_dir if len(self.classes) == 1 else self.runs_dir / cls
+
+    def missing(self, key: Key) -> int:
+        want = set(range(1, self.opts.run_args.repeat + 1))
+        return sum(len(want - complete_reps(self.local_dir(key[0]) / rel)) for rel in self.units[key[1]])
+
+    def cost(self, key: Key) -> float:
+        c = self.by_name[key[1]]
+        return expected_seconds(c.runtime, c.ramp, self.missing(key))
+
+    def rels(self, keys: list[Key]) -> list[str]:
+        return [rel for k in keys for rel in self.units[k[1]]]
+
+    def _inputs(self) -> Path:
+        """The matrix file and the job files beside it, as the host gets them."""
+        d = self.staging / "inputs"
+        d.mkdir()
+        src = self.opts.matrix.resolve().parent
+        for p in src.iterdir():
+            if p.is_file() and (p.suffix in (".toml", ".job", ".fio") or p == self.opts.matrix.resolve()):
+                shutil.copy2(p, d / p.name)
+        return d
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        keys = [(cls, u) for cls in self.classes for u in self.units]
+        for key in keys:
+            have = self.opts.run_args.repeat * len(self.units[key[1]]) - self.missing(key)
+            for n in range(have):
+                self.on_event("rep", name=self._label(key), rep=n + 1, status="skipped")
+        self.pool = [k for k in keys if self.missing(k) > 0]
+        self._schedule()
+        while self.jobs or self.pool:  # each pass dispatches, collects, or gives items up
+            if self.jobs:
+                time.sleep(self.opts.poll)
+                self.collect()
+            self._schedule()
+
+    def _alive(self, cls: str) -> list[LabHost]:
+        return [h for h in self.hosts if h.cls == cls and h.name not in self.lost]
+
+    def _schedule(self) -> None:
+        for cls in self.classes:
+            items = [k for k in self.pool if k[0] == cls]
+            if not items:
+                continue
+            alive = self._alive(cls)
+            if not alive:
+                self.not_run += items
+                self.pool = [k for k in self.pool if k[0] != cls]
+                for k in items:
+                    self.on_event("note", text=f"{self._label(k)}: not run: no host of class {cls} left")
+                continue
+            idle = [h.name for h in alive if h.name not in self.jobs]
+            if idle:
+                plan = assign({k: self.cost(k) for k in items}, idle)
+                self.pool = [k for k in self.pool if k[0] != cls]
+                self._dispatch({h: ks for h, ks in plan.items() if ks})
+
+    def _dispatch(self, plan: dict[str, list[Key]]) -> None:
+        hosts = {h.name: h for h in self.hosts}
+        vars_, jobs = {}, {}
+        for name, keys in plan.items():
+            h = hosts[name]
+            job = Job(h, f"{h.dir}/runs/{self.run_id}/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{len(self.moves)}", keys)
+            push = self.staging / f"push-{name}-{time.monotonic_ns()}.tar"
+            has_push = pack_local(self.local_dir(h.cls), self.rels(keys), push)
+            vars_[name] = {"dir": job.dir, "inputs": str(self.inputs), "cmd": self.command(job),
+                           "push": str(push) if has_push else ""}
+            jobs[name] = job
+        outcomes = self.ansible.play("run", {"perfsuite_plan": vars_}, limit=sorted(plan))
+        for name, job in jobs.items():
+            o = outcomes.get(name)
+            if o is not None and o.ok:
+                self.jobs[name] = job
+                self.on_event("note", text=f"{name}: started {len(job.keys)} configuration(s)")
+            else:
+                self._lose(job, _why(o))
+
+    def command(self, job: Job) -> str:
+        """The host's perfsuite command for its share, as a shell line (detached by Ansible)."""
+        h = job.host
+        env = {"PERFSUITE_LAB_HOST": h.name, "PERFSUITE_LAB_CLASS": h.cls,
+               "PERFSUITE_CACHE": f"{h.dir}/cache"}
+        argv = (self.argv_for or LabRun.run_argv)(self, job)
+        line = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv)
+        return (f"mkdir -p work && {{ {line} > run.log 2>&1 & echo $! > pid; wait $!; "
+                f"echo $? > rc; }}")
+
+    def run_argv(self, job: Job) -> list[str]:
+        a, h = self.opts.run_args, job.host
+        argv = [f"{h.dir}/venv/bin/perfsuite", "run", f"input/{self.opts.matrix.name}",
+                "--runs-dir", "runs", "--work-root", f"{job.dir}/work", "--quiet",
+                "--repeat", str(a.repeat), "--accel", a.accel]
+        for opt, v in (("--runtime", a.runtime), ("--ramp", a.ramp), ("--timeout", a.timeout),
+                       ("--boots", a.boots)):
+            if v is not None:
+                argv += [opt, str(v)]
+        argv += list(self.opts.extra)
+        for _, name in job.keys:
+            argv += ["--only", name]
+        return argv
+
+    # ------------------------------------------------------------------ collection
+
+    def collect(self) -> None:
+        if not self.jobs:
+            return
+        inbox = self.staging / "inbox"
+        inbox.mkdir(exist_ok=True)
+        plan = {n: {"dir": j.dir, "since": j.since, "seq": j.seq} for n, j in self.jobs.items()}
+        outcomes = self.ansible.play("collect", {"perfsuite_plan": plan, "perfsuite_inbox": str(inbox)},
+                                     limit=sorted(plan))
+        for name, job in list(self.jobs.items()):
+            self._collected(job, outcomes.get(name), inbox)
+
+    def _collected(self, job: Job, o: HostOutcome | None, inbox: Path) -> None:
+        if o is None or not o.ok:
+            job.misses += 1
+            if job.misses >= self.opts.lost_after:
+                self._lose(job, _why(o))
+            return
+        job.misses = 0
+        info = json.loads(o.results["pack"]["stdout"])
+        if info.get("tar"):
+            tar = inbox / f"{job.host.name}-{job.seq}.tar"
+            for a in unpack(tar, self.local_dir(job.host.cls), job.host.name, set(self.rels(job.keys))):
+                self._arrived(job, a)
+            tar.unlink(missing_ok=True)
+        job.since, job.seq = info["next_since"], job.seq + 1
+        if info.get("alive"):
+            return
+        if info.get("pid") is None and info.get("rc") is None and job.seq <= self.opts.lost_after:
+            return  # the detached shell has not written its pid yet
+        if info.get("rc") is None:
+            self._lose(job, "its perfsuite run died without an exit status (killed?)")
+        else:
+            self._finished(job, int(info["rc"]))
+
+    def _arrived(self, job: Job, a) -> None:
+        if a.status == "duplicate":
+            self.duplicates += 1
+            self.on_event("note", text=f"{job.host.name}: {a.name} #{a.rep} already here; dropped")
+            return
+        key = (job.host.cls, a.name)
+        self.on_event("rep", name=f"{job.host.name}: {self._label(key)}", rep=a.rep,
+                      status=a.status, error=a.error)
+
+    def _finished(self, job: Job, rc: int) -> None:
+        del self.jobs[job.host.name]
+        for key in job.keys:
+            if self.missing(key) and key not in self.failed:
+                self.failed.add(key)   # the host ran it to the end: failed, not lost
+        if rc not in (0, 1):
+            self.on_event("note", text=f"{job.host.name}: perfsuite run exited {rc} "
+                                       f"(see {job.dir}/run.log on the host)")
+
+    def _lose(self, job: Job, why: str) -> None:
+        self.jobs.pop(job.host.name, None)
+        self.lost[job.host.name] = why
+        moved = []
+        for key in job.keys:
+            if self.missing(key) == 0:
+                continue
+            self.moves[key] = self.moves.get(key, 0) + 1
+            if self.moves[key] > self.opts.max_moves:
+                self.not_run.append(key)
+            else:
+                self.pool.append(key)
+                moved.append(key)
+        self.on_event("note", text=f"{job.host.name} lost ({why}): {len(moved)} unfinished "
+                                   f"configuration(s) go to another host of class {job.host.cls}")
+
+    def stop(self) -> None:
+        """Ctrl-C: end every remote run (no QEMU left on any host), then keep what finished."""
+        if not self.jobs:
+            return
+        plan = {n: {"dir": j.dir} for n, j in self.jobs.items()}
+        self.ansible.play("stop", {"perfsuite_plan": plan}, limit=sorted(plan))
+        self.collect()
+
+    def _label(self, key: Key) -> str:
+        return key[1] if len(self.classes) == 1 else f"{key[0]}/{key[1]}"
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _why(o: HostOutcome | None) -> str:
+    if o is None:
+        return "no answer from Ansible"
+    return f"unreachable: {o.unreachable}" if o.unreachable else (o.failed or "failed")
