@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "model": ("perfsuite.commands.model", "model", "Reference virtio-blk model: predict, fit, simulate."),
     "migrate": ("perfsuite.commands.migrate", "migrate", "Live-migrate guests under verified fio writes."),
     "bisect": ("perfsuite.commands.bisect", "bisect", "Bisect a performance regression to the commit that caused it."),
+    "build": ("perfsuite.commands.build", "build", "Fetch or build a QEMU (debian:, git:) into the cache; list; rm."),
 }
 
 
