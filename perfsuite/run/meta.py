@@ -57,7 +57,7 @@ def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
         "config": c.to_meta(),
         "qemu_argv": list(argv),
         "accel": accel, "accel_note": accel_note,
-        "versions": versions, "host": host,
+        "versions": versions, "host": host, "build": build_info(c.qemu),
         "guest": {k: g.get(k) for k in ("cpus_online", "queues", "kernel", "fio_version",
                                         "scheduler")},
         "device": device or {}, "pinned": pinned,
@@ -82,6 +82,12 @@ def host_info() -> dict[str, Any]:
         pass
     return {"hostname": socket.gethostname(), "cpu_model": model or platform.processor(),
             "cpus": os.cpu_count(), "kernel": platform.release()}
+
+
+def build_info(qemu: str) -> dict[str, Any]:
+    """The `build` block: spec, QEMU version, package or commit (+ dirty), flags, sha256."""
+    from perfsuite.builds import provenance_of
+    return provenance_of(qemu)
 
 
 @functools.lru_cache(maxsize=None)

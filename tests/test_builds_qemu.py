@@ -1,0 +1,62 @@
+"""Real builds booting real guests under TCG: Debian's QEMU 10.0 from bookworm-backports
+(a ~13 MB download into the build cache the first time), its provenance in every meta.
+
+Only processes whose command line holds this test's own tmp path are looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from qemu_procs import our_qemus
+
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parent.parent
+CI_MATRIX = REPO / "jobs" / "ci.toml"
+BACKPORTS = "debian:bookworm-backports"
+
+
+def perfsuite(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CI": "true"}
+    return subprocess.run([sys.executable, "-m", "perfsuite.cli", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=840)
+
+
+@pytest.fixture(scope="module")
+def backports_run(tmp_path_factory):
+    from perfsuite.guest import ensure_image
+    ensure_image(log=lambda m: None)
+    tmp = tmp_path_factory.mktemp("backports")
+    proc = perfsuite("run", str(CI_MATRIX), "--qemu", BACKPORTS, "--only", "*-dataplane",
+                     "--runs-dir", str(tmp / "runs"), "--repeat", "1", "--runtime", "2",
+                     "--ramp", "0", "--accel", "tcg", "--work-root", str(tmp / "w"))
+    return tmp, proc
+
+
+def test_debian_backports_build_boots_and_meta_names_10_0(backports_run):
+    tmp, proc = backports_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = orjson.loads((tmp / "runs" / "qemu-10.0-smp-2-dataplane" / "1.meta.json").read_bytes())
+    assert meta["status"] == "ok" and meta["versions"]["qemu"].startswith("10.0.")
+    b = meta["build"]
+    assert b["spec"] == BACKPORTS and b["kind"] == "debian"
+    assert b["package_version"].startswith("1:10.0.") and b["qemu_version"].startswith("10.0.")
+    assert len(b["binary_sha256"]) == 64
+    assert meta["qemu_argv"][0].endswith("/qemu-system-x86_64") and "/builds/debian/" in meta["qemu_argv"][0]
+    assert not our_qemus(str(tmp))
+
+
+def test_build_command_prints_the_cached_backports_build(backports_run):
+    proc = perfsuite("build", BACKPORTS, "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = orjson.loads(proc.stdout)
+    assert info["label"] == "qemu-10.0" and info["qemu_version"].startswith("10.0.")
+    out = subprocess.run([info["binary"], "-nodefaults", "-device", "virtio-blk-pci,help"],
+                         capture_output=True, text=True, timeout=30)
+    assert "iothread-vq-mapping" in out.stdout
