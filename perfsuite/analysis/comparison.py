@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from perfsuite.analysis import stats
+from perfsuite.analysis import hosts, stats
 from perfsuite.matrix import axes
 
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
@@ -80,7 +80,8 @@ def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
 
 def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: float = 0.05,
             test: str = "welch", correction: str = "holm", metric: str = "iops",
-            alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad") -> Comparison:
+            alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad",
+            strict_hosts: bool = False) -> Comparison:
     """Compare two results frames (CONTRACTS.md section 3), one verdict per configuration."""
     if test not in TESTS:
         raise CompareError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
@@ -103,7 +104,9 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     only_b = sorted(gb[k][1] for k in set(gb) - set(gc))
     only_c = sorted(gc[k][1] for k in set(gc) - set(gb))
     rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col))
-    return Comparison(rows, only_b, only_c, params, _accel_warnings(base, cand))
+    result = Comparison(rows, only_b, only_c, params, _accel_warnings(base, cand))
+    hosts.annotate(result, base, cand, strict=strict_hosts)  # host differences: warned, rows marked
+    return result
 
 
 def _accel_warnings(base: pd.DataFrame, cand: pd.DataFrame) -> list[str]:
@@ -246,7 +249,7 @@ def _cells(c: Comparison) -> tuple[list[str], list[list[str]]]:
             f"p({c.params.get('correction', 'holm')})", "Verdict", "Outliers", "Runs needed"]
     body = []
     for r in c.rows.itertuples():
-        body.append([r.config, _f(r.mean_base, ".1f"), str(int(r.n_base)), _f(r.mean_cand, ".1f"),
+        body.append([r.config + (" [host]" if getattr(r, "host_diff", "") else ""), _f(r.mean_base, ".1f"), str(int(r.n_base)), _f(r.mean_cand, ".1f"),
                      str(int(r.n_cand)), _f(r.ratio, ".3f"), _ci(r), _f(r.p_adj, ".3g"), r.verdict,
                      f"{int(r.outliers_base)}/{int(r.outliers_cand)}", _f(r.reps_needed, ".0f")])
     return head, body
@@ -257,6 +260,7 @@ def _footer(c: Comparison) -> list[str]:
     lines += [f"only in candidate: {n}" for n in c.only_candidate]
     k = c.counts
     p = c.params
+    lines += [f"warning: {w}" for w in c.warnings if w.startswith(("hosts differ", "runs were not"))]
     lines.append(
         f"{k['regression']} regression, {k['improvement']} improvement, {k['no change']} no change, "
         f"{k['inconclusive']} inconclusive (threshold {p.get('threshold', 0.05):.1%}, {p.get('test')} "
@@ -312,7 +316,7 @@ def render_junit(c: Comparison) -> str:
         tc = ET.SubElement(suite, "testcase", classname=f"perfsuite.compare.{m}", name=r.config)
         msg = (f"{r.verdict}: ratio {_f(r.ratio, '.3f')} CI {_ci(r)} p_adj {_f(r.p_adj, '.3g')} "
                f"(base {_f(r.mean_base, '.1f')} n={int(r.n_base)}, cand {_f(r.mean_cand, '.1f')} "
-               f"n={int(r.n_cand)})")
+               f"n={int(r.n_cand)})" + (f"; hosts differ: {r.host_diff}" if getattr(r, "host_diff", "") else ""))
         if r.verdict == "regression":
             fails += 1
             ET.SubElement(tc, "failure", message=msg, type="regression").text = msg
@@ -326,6 +330,9 @@ def render_junit(c: Comparison) -> str:
             skips += 1
             tc = ET.SubElement(suite, "testcase", classname=f"perfsuite.compare.{m}", name=n)
             ET.SubElement(tc, "skipped", message=f"only in {side}")
+    if c.params.get("hosts") or c.params.get("interleaved") is False:
+        ET.SubElement(suite, "system-err").text = "\n".join(
+            w for w in c.warnings if w.startswith(("hosts differ", "runs were not")))
     suite.set("tests", str(len(c.rows) + len(c.only_baseline) + len(c.only_candidate)))
     suite.set("failures", str(fails))
     suite.set("skipped", str(skips))
