@@ -288,3 +288,28 @@ def test_build_command_bad_spec_exit_2():
     from perfsuite.cli import main
     res = CliRunner().invoke(main, ["build", "git:/no/such/dir@HEAD"])
     assert res.exit_code == 2 and "no such directory" in res.output
+
+
+def test_vq_mapping_mismatch_is_named():
+    from perfsuite.matrix.config import Config
+    from perfsuite.run.meta import mismatches
+    c = Config(smp=4, num_queues=4, dataplane=True, iothreads=2)
+    guest = {"queues": 4, "cpus_online": 4, "scheduler": "none"}
+    dev = {"num-queues": 4, "queue-size": 256, "iothread": None}
+    assert mismatches(c, guest, {**dev, "iothread-vq-mapping": ["io0", "io1"]}) == []
+    assert mismatches(c, guest, dev) == ["iothread-vq-mapping: asked io0,io1, QEMU built none"]
+
+
+@needs_qemu
+@needs_ninja
+def test_matrix_qemu_axis_of_specs_multiplies_and_labels_from_builds(standin, tmp_path):
+    """qemu = ["system", "git:..."]: one config per build, each named by its build's label."""
+    from perfsuite.cli import main
+    head = _git(standin, "rev-parse", "HEAD")
+    m = tmp_path / "m.toml"
+    m.write_text(f'[defaults]\nfio_job = "{REPO / "jobs/fio.job"}"\nruntime = 2\nramp = 0\n'
+                 f'[matrix]\nsmp = 1\nqemu = ["system", "git:{standin}@HEAD"]\n')
+    res = CliRunner().invoke(main, ["run", str(m), "--dry-run", "--repeat", "1"])
+    assert res.exit_code == 0, res.output
+    assert "# qemu-7.2-smp-1-dataplane:" in res.stdout and f"# g{head[:7]}-smp-1-dataplane:" in res.stdout
+    assert "/builds/git/" in res.stdout  # the built wrapper is what runs

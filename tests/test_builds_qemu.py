@@ -60,3 +60,48 @@ def test_build_command_prints_the_cached_backports_build(backports_run):
     out = subprocess.run([info["binary"], "-nodefaults", "-device", "virtio-blk-pci,help"],
                          capture_output=True, text=True, timeout=30)
     assert "iothread-vq-mapping" in out.stdout
+
+
+IOTHREADS_MATRIX = """
+[defaults]
+fio_job = "{job}"
+backend = "null-co"
+memory_mb = 1024
+dataplane = true
+mq = true
+smp = 2
+runtime = 2
+ramp = 0
+
+[matrix]
+iothreads = [1, 2]
+"""
+
+
+def _iothreads_matrix(tmp: Path) -> Path:
+    m = tmp / "iothreads.toml"
+    m.write_text(IOTHREADS_MATRIX.format(job=REPO / "jobs" / "fio.job"))
+    return m
+
+
+def test_iothread_vq_mapping_for_real_on_qemu_10(tmp_path, backports_run):
+    proc = perfsuite("run", str(_iothreads_matrix(tmp_path)), "--qemu", BACKPORTS, "--only", "*-iothreads-2",
+                     "--runs-dir", str(tmp_path / "runs"), "--repeat", "1", "--accel", "tcg",
+                     "--work-root", str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = orjson.loads((tmp_path / "runs/qemu-10.0-smp-2-dataplane-iothreads-2/1.meta.json").read_bytes())
+    assert meta["status"] == "ok" and meta["mismatch"] == []
+    assert meta["device"]["iothread-vq-mapping"] == ["io0", "io1"]  # QMP: what QEMU built
+    assert meta["guest"]["queues"] == 2 and meta["guest"]["cpus_online"] == 2  # what the guest saw
+    dev = next(a for a in meta["qemu_argv"] if "iothread-vq-mapping" in a)
+    assert orjson.loads(dev)["num-queues"] == 2
+    assert not our_qemus(str(tmp_path))
+
+
+def test_iothreads_refused_before_launch_for_a_build_without_the_mapping(tmp_path):
+    proc = perfsuite("run", str(_iothreads_matrix(tmp_path)), "--qemu", "system",
+                     "--runs-dir", str(tmp_path / "runs"), "--repeat", "1", "--accel", "tcg")
+    assert proc.returncode == 2
+    assert ("qemu-7.2-smp-2-dataplane-iothreads-2: iothreads=2: needs iothread-vq-mapping (QEMU >= 9.0), "
+            "which /usr/bin/qemu-system-x86_64 does not have (nothing launched)") in proc.stderr
+    assert not (tmp_path / "runs").exists()

@@ -33,6 +33,11 @@ def mismatches(c: Config, guest: dict | None, device: dict | None) -> list[str]:
             out.append(f"device {prop}: asked {want}, QEMU built {device[prop]}")
     if device and c.dataplane and c.iothreads == 1 and device.get("iothread") != "io0":
         out.append(f"iothread: asked io0, device has {device.get('iothread')}")
+    if device and c.dataplane and c.iothreads > 1:
+        want = [f"io{i}" for i in range(c.iothreads)]
+        if device.get("iothread-vq-mapping") != want:
+            out.append(f"iothread-vq-mapping: asked {','.join(want)}, QEMU built "
+                       f"{','.join(device.get('iothread-vq-mapping') or []) or 'none'}")
     if device and not c.dataplane and device.get("iothread"):
         out.append(f"iothread: asked none, device has {device.get('iothread')}")
     if guest is None:
