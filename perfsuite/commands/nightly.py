@@ -19,8 +19,8 @@ history: RESULTS_DIR/history.sqlite (one row per night x configuration).
 \b
 Example (cron, 02:00 every night):
   0 2 * * *  cd /srv/perfsuite && .venv/bin/perfsuite nightly --matrix jobs/matrix.toml \\
-      --baseline-qemu /opt/qemu-release/bin/qemu-system-x86_64 \\
-      --candidate-qemu /opt/qemu-master/bin/qemu-system-x86_64 --results-dir nightly
+      --baseline-qemu debian:bookworm-backports \\
+      --candidate-qemu git:https://gitlab.com/qemu-project/qemu.git@master --results-dir nightly
 """
 
 
