@@ -155,7 +155,7 @@ def resolve_configs(configs: Iterable, jobs: int | None = None, log=None) -> lis
     out = []
     for c in configs:
         if is_build_spec(c.qemu):
-            c = replace(c, qemu=str(resolve(c.qemu, jobs=jobs, log=log).binary))
+            c = c.replace(qemu=str(resolve(c.qemu, jobs=jobs, log=log).binary))
         out.append(c)
     return out
 
