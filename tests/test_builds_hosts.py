@@ -123,3 +123,13 @@ def test_nightly_always_strict_about_hosts(tmp_path):
     with pytest.raises(N.NightlyError, match=r"hosts differ \(cpu_model: baseline perfsuite model, candidate Intel Xeon\)"):
         N.run_night(pairs, tmp_path / "res", tmp_path / "runs", N.NightlyOptions(repeat=3), run_one,
                     night="n1", html=False)
+
+
+def test_the_two_build_example_names_both_builds_and_one_host():
+    ex = EXAMPLE.parent / "qemu-7.2-vs-10.0"
+    res = _compare(ex / "qemu-7.2", ex / "qemu-10.0", "--format", "json", "--strict-hosts")
+    doc = json.loads(res.stdout)
+    assert res.exit_code in (0, 1) and len(doc["rows"]) == 6
+    assert doc["params"]["hosts"] == {} and doc["params"]["interleaved"] is True
+    builds = {orjson.loads(p.read_bytes())["build"]["spec"] for p in ex.glob("qemu-*/*/1.meta.json")}
+    assert builds == {"system", "debian:bookworm-backports"}
