@@ -55,13 +55,8 @@ def _git(repo: Path, *args: str) -> str:
                           text=True).stdout.strip()
 
 
-@pytest.fixture
-def standin(tmp_path, monkeypatch) -> Path:
-    """A stand-in QEMU repository with one commit, and a private build cache."""
-    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("STANDIN_COUNT", str(tmp_path / "count"))
-    monkeypatch.setattr(builds, "_RESOLVED", {})
-    monkeypatch.setattr(builds, "_BY_BINARY", {})
+def make_standin(tmp_path: Path) -> Path:
+    """A stand-in QEMU repository with one commit (also used by test_builds_qemu.py)."""
     repo = tmp_path / "qemu-standin"
     repo.mkdir()
     (repo / "configure").write_text(CONFIGURE)
@@ -72,6 +67,16 @@ def standin(tmp_path, monkeypatch) -> Path:
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "one")
     return repo
+
+
+@pytest.fixture
+def standin(tmp_path, monkeypatch) -> Path:
+    """A stand-in QEMU repository with one commit, and a private build cache."""
+    monkeypatch.setenv("PERFSUITE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("STANDIN_COUNT", str(tmp_path / "count"))
+    monkeypatch.setattr(builds, "_RESOLVED", {})
+    monkeypatch.setattr(builds, "_BY_BINARY", {})
+    return make_standin(tmp_path)
 
 
 def _count(tmp_path: Path) -> list[str]:

@@ -105,3 +105,35 @@ def test_iothreads_refused_before_launch_for_a_build_without_the_mapping(tmp_pat
     assert ("qemu-7.2-smp-2-dataplane-iothreads-2: iothreads=2: needs iothread-vq-mapping (QEMU >= 9.0), "
             "which /usr/bin/qemu-system-x86_64 does not have (nothing launched)") in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_compare_across_two_real_builds(tmp_path, backports_run):
+    tmp, _ = backports_run
+    proc = perfsuite("run", str(CI_MATRIX), "--qemu", "system", "--only", "*-dataplane",
+                     "--runs-dir", str(tmp_path / "runs"), "--repeat", "2", "--runtime", "2",
+                     "--ramp", "0", "--accel", "tcg", "--work-root", str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = perfsuite("compare", str(tmp_path / "runs"), str(tmp / "runs"), "--format", "json", "--strict-hosts")
+    assert res.returncode in (0, 1), res.stderr
+    doc = orjson.loads(res.stdout)
+    assert [r["config"] for r in doc["rows"]] == ["smp-2-dataplane"]
+    assert doc["rows"][0]["name_base"] == "qemu-7.2-smp-2-dataplane"
+    assert doc["rows"][0]["name_cand"] == "qemu-10.0-smp-2-dataplane"
+    assert doc["params"]["hosts"] == {}
+
+
+def test_nightly_debian_baseline_against_git_candidate(tmp_path, backports_run):
+    """The README's CI example, small: --baseline-qemu debian:... --candidate-qemu git:...@HEAD
+    (the git: repository is CI's stand-in, whose build wraps the system QEMU)."""
+    from test_builds import make_standin
+    repo = make_standin(tmp_path)
+    res = perfsuite("nightly", "--matrix", str(CI_MATRIX), "--only", "*-dataplane",
+                    "--baseline-qemu", BACKPORTS, "--candidate-qemu", f"git:{repo}@HEAD",
+                    "--repeat", "2", "--runtime", "2", "--ramp", "0", "--accel", "tcg", "--no-html",
+                    "--results-dir", str(tmp_path / "res"), "--night", "n1", "--work-root", str(tmp_path / "w"))
+    assert res.returncode in (0, 1), res.stderr[-3000:]
+    night = tmp_path / "res" / "nights" / "n1"
+    assert (night / "summary.md").exists() and (night / "junit.xml").exists()
+    specs = {orjson.loads(p.read_bytes())["build"]["spec"] for p in night.glob("runs/*/*/1.meta.json")}
+    assert specs == {BACKPORTS, f"git:{repo}@HEAD"}
+    assert not our_qemus(str(tmp_path))
