@@ -318,3 +318,20 @@ def test_matrix_qemu_axis_of_specs_multiplies_and_labels_from_builds(standin, tm
     assert res.exit_code == 0, res.output
     assert "# qemu-7.2-smp-1-dataplane:" in res.stdout and f"# g{head[:7]}-smp-1-dataplane:" in res.stdout
     assert "/builds/git/" in res.stdout  # the built wrapper is what runs
+
+
+@needs_qemu
+@needs_ninja
+def test_bisect_default_recipe_builds_commit_after_commit_in_one_build_dir(standin, tmp_path, monkeypatch):
+    """perfsuite.bisect's default recipe is resolve("git:SRC@COMMIT"): each commit built, the
+    build directory shared (configure once, ninja per commit)."""
+    from perfsuite.bisect.build import Builder
+    first = _git(standin, "rev-parse", "HEAD")
+    (standin / "VERSION").write_text("two\n")
+    _git(standin, "commit", "-qam", "two")
+    second = _git(standin, "rev-parse", "HEAD")
+    builder = Builder(standin, standin, tmp_path / "res", None)
+    a, b = builder.build(first), builder.build(second)
+    assert a.status == b.status == "ok" and a.binary != b.binary
+    assert "stand-in build of two" in (Path(b.binary).parent / "bin/qemu-system-x86_64").read_text()
+    assert _count(tmp_path) == ["configure", "build", "build"]
