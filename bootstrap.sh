@@ -5,6 +5,9 @@
 #                                                 matrix, print the table
 #   ./bootstrap.sh test [pytest options]          install, run the whole test suite
 #   ./bootstrap.sh install                        only install (system packages + .venv)
+#   ./bootstrap.sh build-deps                     the Debian packages a QEMU source build needs
+#                                                 (perfsuite installs them itself the first time a
+#                                                 git: build of a QEMU tree is asked for)
 #
 # System packages come from Debian (apt-get, as root or through sudo); Python packages go into
 # ./.venv so the system Python stays untouched (Debian 12 marks it externally managed).
@@ -12,7 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 RUN_PKGS=(python3 python3-venv python3-pip qemu-system-x86 fio busybox-static cpio zstd xz-utils kmod binutils procps git)
-TEST_PKGS=(chromium openssh-server openssh-client)
+TEST_PKGS=(chromium openssh-server openssh-client ninja-build)
+# A QEMU source build (git: specs); kept equal to perfsuite/builds/source.py BUILD_PACKAGES.
+BUILD_PKGS=(git gcc make ninja-build pkg-config flex bison bzip2 python3-venv libglib2.0-dev libpixman-1-dev libaio-dev liburing-dev libfdt-dev zlib1g-dev libattr1-dev libcap-ng-dev)
 
 apt_install() {
     local missing=()
@@ -48,6 +53,9 @@ case "$cmd" in
         apt_install "${RUN_PKGS[@]}" "${TEST_PKGS[@]}"
         venv
         ;;
+    build-deps)
+        apt_install "${BUILD_PKGS[@]}"
+        ;;
     run)
         apt_install "${RUN_PKGS[@]}"
         venv
@@ -64,7 +72,7 @@ case "$cmd" in
         exit $rc
         ;;
     *)
-        echo "usage: ./bootstrap.sh run|test|install [options]" >&2
+        echo "usage: ./bootstrap.sh run|test|install|build-deps [options]" >&2
         exit 2
         ;;
 esac

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "migrate": ("perfsuite.commands.migrate", "migrate", "Live-migrate guests under verified fio writes."),
     "bisect": ("perfsuite.commands.bisect", "bisect", "Bisect a performance regression to the commit that caused it."),
     "lab": ("perfsuite.commands.lab", "lab", "A lab of benchmark hosts through Ansible: check, setup, run, nightly."),
+    "build": ("perfsuite.commands.build", "build", "Fetch or build a QEMU (debian:, git:) into the cache; list; rm."),
 }
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from perfsuite.analysis import stats
+from perfsuite.analysis import hosts, stats
 from perfsuite.matrix import axes
 
 VERDICTS = ("regression", "improvement", "no change", "inconclusive")
@@ -94,11 +94,12 @@ def resolve_metric(metric: str, *frames: pd.DataFrame) -> str:
 def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: float = 0.05,
             test: str = "welch", correction: str = "holm", metric: str = "iops",
             alpha: float = 0.05, ignore: tuple[str, ...] = (), outlier: str = "mad",
-            prior: tuple[float, float] | None = None) -> Comparison:
+            prior: tuple[float, float] | None = None, strict_hosts: bool = False) -> Comparison:
     """Compare two results frames (CONTRACTS.md section 3), one verdict per configuration.
 
     prior: (d0, s0^2) for `--test moderated` (e.g. from the nightly history,
-    history.variance_prior); by default it is estimated from the rows themselves."""
+    history.variance_prior); by default it is estimated from the rows themselves.
+    strict_hosts: a difference of host between the sides is an error (hosts.HostsDiffer)."""
     if test not in TESTS:
         raise CompareError(f"unknown test {test!r}; choose one of {', '.join(TESTS)}")
     if correction not in stats.CORRECTIONS:
@@ -123,7 +124,9 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col),
                  col in LOG_SCALE, prior)
     notes += _one_boot_warnings(rows)
-    return Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
+    result = Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
+    hosts.annotate(result, base, cand, strict=strict_hosts)  # host differences: warned, rows marked
+    return result
 
 
 def _one_boot_warnings(rows: pd.DataFrame) -> list[str]:
@@ -350,7 +353,7 @@ def _cells(c: Comparison) -> tuple[list[str], list[list[str]]]:
             f"p({c.params.get('correction', 'holm')})", "Verdict", "Outliers", "Runs needed"]
     body = []
     for r in c.rows.itertuples():
-        body.append([r.config, _f(r.mean_base, ".1f"), _n(r.n_base, getattr(r, "runs_base", None)),
+        body.append([r.config + (" [host]" if getattr(r, "host_diff", "") else ""), _f(r.mean_base, ".1f"), _n(r.n_base, getattr(r, "runs_base", None)),
                      _f(r.mean_cand, ".1f"), _n(r.n_cand, getattr(r, "runs_cand", None)), _f(r.ratio, ".3f"), _ci(r), _f(r.p_adj, ".3g"), r.verdict,
                      f"{int(r.outliers_base)}/{int(r.outliers_cand)}", _f(r.reps_needed, ".0f")])
     return head, body
@@ -361,6 +364,7 @@ def _footer(c: Comparison) -> list[str]:
     lines += [f"only in candidate: {n}" for n in c.only_candidate]
     k = c.counts
     p = c.params
+    lines += [f"warning: {w}" for w in c.warnings if w.startswith(("hosts differ", "runs were not"))]
     lines.append(
         f"{k['regression']} regression, {k['improvement']} improvement, {k['no change']} no change, "
         f"{k['inconclusive']} inconclusive (threshold {p.get('threshold', 0.05):.1%}, {p.get('test')} "
@@ -416,7 +420,7 @@ def render_junit(c: Comparison) -> str:
         tc = ET.SubElement(suite, "testcase", classname=f"perfsuite.compare.{m}", name=r.config)
         msg = (f"{r.verdict}: ratio {_f(r.ratio, '.3f')} CI {_ci(r)} p_adj {_f(r.p_adj, '.3g')} "
                f"(base {_f(r.mean_base, '.1f')} n={int(r.n_base)}, cand {_f(r.mean_cand, '.1f')} "
-               f"n={int(r.n_cand)})")
+               f"n={int(r.n_cand)})" + (f"; hosts differ: {r.host_diff}" if getattr(r, "host_diff", "") else ""))
         if r.verdict == "regression":
             fails += 1
             ET.SubElement(tc, "failure", message=msg, type="regression").text = msg
@@ -430,6 +434,9 @@ def render_junit(c: Comparison) -> str:
             skips += 1
             tc = ET.SubElement(suite, "testcase", classname=f"perfsuite.compare.{m}", name=n)
             ET.SubElement(tc, "skipped", message=f"only in {side}")
+    if c.params.get("hosts") or c.params.get("interleaved") is False:
+        ET.SubElement(suite, "system-err").text = "\n".join(
+            w for w in c.warnings if w.startswith(("hosts differ", "runs were not")))
     suite.set("tests", str(len(c.rows) + len(c.only_baseline) + len(c.only_candidate)))
     suite.set("failures", str(fails))
     suite.set("skipped", str(skips))

@@ -67,14 +67,21 @@ def load_side(path: str, label: str | None, side: str):
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "junit"]), default="table",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--strict-hosts", is_flag=True,
+              help="A difference of host (CPU model, cores, kernel, accelerator) between the sides "
+                   "is an error (exit 2) instead of a warning and [host] marks.")
 def compare(baseline: str, candidate: str | None, labels: tuple[str, ...], threshold: str, test: str,
-            correction: str, alpha: float, metric: str, fmt: str, output: str | None) -> None:
+            correction: str, alpha: float, metric: str, fmt: str, output: str | None,
+            strict_hosts: bool) -> None:
     """Compare BASELINE and CANDIDATE runs directories configuration by configuration."""
-    sys.exit(_run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output))
+    sys.exit(_run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output,
+                  strict_hosts))
 
 
-def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output) -> int:
+def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output,
+         strict_hosts=False) -> int:
     from perfsuite.analysis.comparison import RENDERERS, CompareError, compare as do_compare
+    from perfsuite.analysis.hosts import HostsDiffer
 
     if len(labels) not in (0, 2):
         raise BadInput("--label: give it twice (baseline label, then candidate label) or not at all")
@@ -94,8 +101,8 @@ def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric
     cand = load_side(candidate, lc, "candidate")
     try:
         result = do_compare(base, cand, threshold=thr, test=test, correction=correction,
-                            metric=metric, alpha=alpha)
-    except CompareError as exc:
+                            metric=metric, alpha=alpha, strict_hosts=strict_hosts)
+    except (CompareError, HostsDiffer) as exc:
         raise BadInput(str(exc)) from None
     if not len(result.rows):  # nothing was compared: that is no answer, so not exit 0
         raise BadInput("no configuration appears on both sides (baseline only: "

@@ -19,8 +19,8 @@ history: RESULTS_DIR/history.sqlite (one row per night x configuration).
 \b
 Example (cron, 02:00 every night):
   0 2 * * *  cd /srv/perfsuite && .venv/bin/perfsuite nightly --matrix jobs/matrix.toml \\
-      --baseline-qemu /opt/qemu-release/bin/qemu-system-x86_64 \\
-      --candidate-qemu /opt/qemu-master/bin/qemu-system-x86_64 --results-dir nightly
+      --baseline-qemu debian:bookworm-backports \\
+      --candidate-qemu git:https://gitlab.com/qemu-project/qemu.git@master --results-dir nightly
 """
 
 
@@ -29,8 +29,10 @@ def _fail(cmd: str, msg: str, code: int = 2) -> None:
 
 
 @click.command(epilog=_NIGHTLY_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--baseline-qemu", required=True, metavar="PATH", help="QEMU binary of the reference build.")
-@click.option("--candidate-qemu", required=True, metavar="PATH", help="QEMU binary of the build under test.")
+@click.option("--baseline-qemu", required=True, metavar="SPEC",
+              help="Reference build: a binary, system, debian:SUITE|VERSION or git:REPO@REF.")
+@click.option("--candidate-qemu", required=True, metavar="SPEC",
+              help="Build under test (same forms; git:REPO@HEAD builds your checkout's HEAD).")
 @click.option("--baseline-label", default="baseline", show_default=True)
 @click.option("--candidate-label", default="candidate", show_default=True)
 @click.option("--matrix", default="jobs/matrix.toml", show_default=True, help="Matrix file (TOML).")
@@ -92,6 +94,9 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     night = night or N.night_id()
     results = Path(results_dir)
     runs = Path(runs_dir) if runs_dir else results / "nights" / night / "runs"
+    from perfsuite.builds import resolve  # build specs (debian:, git:) -> binaries, before validation
+    baseline_qemu, candidate_qemu = (str(resolve(q, log=lambda m: click.echo(m, err=True)).binary)
+                                     for q in (baseline_qemu, candidate_qemu))
     if throttle_iops:
         candidate_qemu = str(N.throttle_wrapper(candidate_qemu, throttle_iops,
                                                 results / "nights" / night / "qemu-throttled"))

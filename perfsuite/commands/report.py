@@ -235,7 +235,8 @@ def comparison_context(c, baseline: str, candidate: str) -> dict:
     for r in c.rows.itertuples(index=False):
         lo, hi = float(r.ci_low), float(r.ci_high)
         ci = f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) and math.isfinite(hi) else "[unbounded]"
-        rows.append({"label": str(r.config), "ratio": float(r.ratio), "lo": lo, "hi": hi, "verdict": str(r.verdict),
+        host = f" [host: {r.host_diff}]" if getattr(r, "host_diff", "") else ""  # hosts differ
+        rows.append({"label": str(r.config) + host, "ratio": float(r.ratio), "lo": lo, "hi": hi, "verdict": str(r.verdict),
                      "verdict_class": str(r.verdict).replace(" ", "-"),
                      "base_txt": f"{r.mean_base:,.0f} (n={int(r.n_base)})", "cand_txt": f"{r.mean_cand:,.0f} (n={int(r.n_cand)})",
                      "ratio_txt": f"{r.ratio:.3f} {ci}"})

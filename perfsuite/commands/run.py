@@ -39,6 +39,8 @@ Examples:
   perfsuite run jobs/ci.toml --boots 1 --repeat 2  # two configs, 2 s each, one boot
   perfsuite run --only '*-smp-4-*' --runtime 10 --ramp 2
   perfsuite run --label v4 --qemu ~/qemu/build/qemu-system-x86_64
+  perfsuite run --qemu debian:bookworm-backports     # QEMU 10.0, fetched into the cache
+  perfsuite run --qemu git:~/src/qemu@HEAD           # built from source (docs/builds.md)
 Matrix keys and names: docs/runner.md."""
 
 
@@ -50,7 +52,8 @@ Matrix keys and names: docs/runner.md."""
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Skip repetitions already complete in RUNS_DIR (--no-resume runs and overwrites them).")
 @click.option("--fresh-guest", is_flag=True, help="Boot once per repetition instead of once per configuration.")
-@click.option("--qemu", help="QEMU binary (overrides the matrix's `qemu`; default qemu-system-x86_64 from PATH).")
+@click.option("--qemu", metavar="SPEC", help="QEMU build: a binary, system, debian:SUITE|VERSION or "
+              "git:REPO@REF (docs/builds.md; overrides the matrix's `qemu`; default qemu-system-x86_64 from PATH).")
 @click.option("--label", help="Label for the QEMU build, the first part of every run name "
                               "(overrides the matrix's `label`; default qemu-MAJOR.MINOR of the binary).")
 @click.option("--kernel", type=click.Path(exists=True, dir_okay=False), help="Guest kernel (default: Debian's).")
@@ -77,11 +80,15 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
     a = run_args
     runs_dir, repeat, runtime, ramp, only, accel, timeout = (
         a.runs_dir, a.repeat, a.runtime, a.ramp, a.only, a.accel, a.timeout)
-    from perfsuite.qemu.features import default_label, probe
+    from perfsuite.builds import default_label, resolve_configs
+    from perfsuite.qemu.features import probe
 
     overrides = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}
     try:
+        # build specs (debian:, git:, system) become binaries before validation; a spec's
+        # build is fetched or built here, once, and labels default from it
         configs = select(load_matrix(matrix, overrides, default_label), only)
+        configs = resolve_configs(configs, log=lambda m: click.echo(m, err=True))
         validate(configs, probe=probe, host_mem_mb=host_memory_mb())
     except ConfigError as e:
         click.echo(f"error: {e}", err=True)

@@ -296,6 +296,7 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
               log: Callable[[str], None] = lambda m: None) -> NightResult:
     """Run, compare, record and write the night. Raises NightlyError when nothing compares."""
     from perfsuite.nightly import history
+    from perfsuite.analysis import hosts
     from perfsuite.analysis.comparison import (CompareError, compare, render_json, render_junit,
                                                resolve_metric)
     from perfsuite.fsutil import atomic_write_text
@@ -321,8 +322,8 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
                  if opts.test == "moderated" else None)
         comp = compare(fa.frame, fb.frame, threshold=opts.threshold, test=opts.test,
                        correction=opts.correction, metric=opts.metric, alpha=opts.alpha,
-                       prior=prior)
-    except CompareError as exc:
+                       prior=prior, strict_hosts=True)  # one night, one host: anything else is an error
+    except (CompareError, hosts.HostsDiffer) as exc:
         raise NightlyError(str(exc)) from None
     if not len(comp.rows):
         raise NightlyError("no configuration has results on both sides")

@@ -192,6 +192,12 @@ class QemuProcess:
         except Exception:  # noqa: BLE001 - iothread-vq-mapping devices have no single link
             link = None
         out["iothread"] = (link.rsplit("/", 1)[-1] or None) if link else None
+        try:  # QEMU >= 9.0: the IOThreads the queues are spread over, as QEMU holds them
+            vqm = self.cmd("qom-get", path=base, property="iothread-vq-mapping")
+        except Exception:  # noqa: BLE001 - older QEMU: no such property
+            vqm = None
+        if vqm:
+            out["iothread-vq-mapping"] = [m.get("iothread") for m in vqm]
         return out
 
     def thread_ids(self) -> dict[str, list[int]]:

@@ -34,6 +34,11 @@ def mismatches(c: Config, guest: dict | None, device: dict | None) -> list[str]:
             out.append(f"device {prop}: asked {want}, QEMU built {device[prop]}")
     if device and c.dataplane and c.iothreads == 1 and device.get("iothread") != "io0":
         out.append(f"iothread: asked io0, device has {device.get('iothread')}")
+    if device and c.dataplane and c.iothreads > 1:
+        want = [f"io{i}" for i in range(c.iothreads)]
+        if device.get("iothread-vq-mapping") != want:
+            out.append(f"iothread-vq-mapping: asked {','.join(want)}, QEMU built "
+                       f"{','.join(device.get('iothread-vq-mapping') or []) or 'none'}")
     if device and not c.dataplane and device.get("iothread"):
         out.append(f"iothread: asked none, device has {device.get('iothread')}")
     if guest is None:
@@ -58,7 +63,7 @@ def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
         "config": c.to_meta(),
         "qemu_argv": list(argv),
         "accel": accel, "accel_note": accel_note,
-        "versions": versions, "host": host,
+        "versions": versions, "host": host, "build": build_info(c.qemu),
         "guest": {k: g.get(k) for k in ("cpus_online", "queues", "kernel", "fio_version",
                                         "scheduler")},
         "device": device or {}, "pinned": pinned,
@@ -87,6 +92,12 @@ def host_info() -> dict[str, Any]:
         pass
     return {"hostname": socket.gethostname(), "cpu_model": model or platform.processor(),
             "cpus": os.cpu_count(), "kernel": platform.release()}
+
+
+def build_info(qemu: str) -> dict[str, Any]:
+    """The `build` block: spec, QEMU version, package or commit (+ dirty), flags, sha256."""
+    from perfsuite.builds import provenance_of
+    return provenance_of(qemu)
 
 
 @functools.lru_cache(maxsize=None)
