@@ -68,17 +68,6 @@ def test_a_results_dir_holding_another_bisect_is_refused(repo, tmp_path):
     assert p.returncode == 2 and "holds another bisect (differs in: threshold)" in p.stderr
 
 
-def test_default_recipe_missing_builds_module_is_a_clear_error(repo, tmp_path):
-    try:
-        import perfsuite.builds  # noqa: F401
-        pytest.skip("perfsuite.builds is present")
-    except ImportError:
-        pass
-    p = bisect(CI, *ONE, "--src", repo, "--good", "HEAD~3", "--bad", "HEAD",
-               "--results-dir", tmp_path / "res", cwd=tmp_path)
-    assert p.returncode == 2 and "needs perfsuite.builds" in p.stderr and "--recipe" in p.stderr
-
-
 def test_help_lists_bisect():
     p = subprocess.run([sys.executable, "-m", "perfsuite.cli", "--help"], capture_output=True, text=True)
     assert "bisect" in p.stdout

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from bisect_repo import make_repo, write_recipe  # noqa: E402
 
-from perfsuite.bisect.build import Builder, MissingBuilder  # noqa: E402
+from perfsuite.bisect.build import Builder  # noqa: E402
 from perfsuite.bisect.git import Bisect, GitError, candidates, info, resolve  # noqa: E402
 
 
@@ -100,14 +100,3 @@ def test_a_build_without_its_record_is_redone(tmp_path):
     assert not builder.build(h[0]).cached and builder.made == 2
 
 
-def test_default_recipe_without_perfsuite_builds_says_so(tmp_path):
-    try:
-        import perfsuite.builds  # noqa: F401
-        pytest.skip("perfsuite.builds is present: the default recipe is tested with it")
-    except ImportError:
-        pass
-    src = tmp_path / "r"
-    h = make_repo(src, 2, 1)
-    builder = Builder(src, src, tmp_path / "res", None)
-    with pytest.raises(MissingBuilder, match="--recipe SCRIPT"):
-        builder.build(h[0])

@@ -78,12 +78,8 @@ class Builder:
         return b
 
     def _default(self, commit: str) -> str:
-        try:
-            from perfsuite import builds  # written beside this room; optional until merged
-        except ImportError:
-            raise MissingBuilder("the default recipe needs perfsuite.builds (the `git:` build "
-                                 "specs), which this perfsuite does not have; give --recipe "
-                                 "SCRIPT (see docs/bisect.md)") from None
+        from perfsuite import builds
+
         try:
             return str(builds.resolve(f"git:{self.src.resolve()}@{commit}").binary)
         except PerfsuiteError as e:
@@ -118,6 +114,3 @@ class Builder:
             binary = kept
         return str(binary.resolve())
 
-
-class MissingBuilder(PerfsuiteError):
-    """No way to build at all: an error for the whole bisect, not a skip."""

@@ -114,10 +114,11 @@ def test_readers_agree_on_what_counts(tree):
         if counted is None:
             return
         frame = load_runs(runs).frame
-        # compare: every row says how many repetitions it used; they are the analyzer's
+        # compare: every row says how many repetitions it used (runs_*; n_* counts boots, the
+        # unit of replication); they are the analyzer's
         c = compare(frame, frame)
         for r in c.rows.itertuples():
-            assert int(r.n_base) == len(counted[r.name_base])
+            assert int(r.runs_base) == len(counted[r.name_base])
         # the report: the same repetitions in its table and run list, and it never raises
         from perfsuite.commands.report import _build
 
