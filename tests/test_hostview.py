@@ -11,7 +11,7 @@ import pytest
 
 from perfsuite.hostview import columns, procstat
 from perfsuite.hostview.procstat import Snapshot, TaskTimes
-from perfsuite.hostview.profile import parse_folded
+from perfsuite.hostview.profile import parse_perf_diff
 from perfsuite.hostview.sampler import HZ, WindowSampler, snapshot
 
 
@@ -84,10 +84,6 @@ def test_columns_from_meta():
     # no IOThread (no dataplane): unknown, not zero
     assert columns.derive({"host_threads": [{"role": "vcpu", "cpu_pct": 1}]})["cpu_iothread_pct"] is None
 
-
-def test_parse_folded():
-    text = "qemu;main;aio_poll 30\nqemu;CPU 0/TCG;cpu_exec 70\nqemu;main;aio_poll 5\nbad line\n"
-    assert parse_folded(text) == {("qemu", "main", "aio_poll"): 35, ("qemu", "CPU 0/TCG", "cpu_exec"): 70}
 
 
 def test_sampler_measures_a_busy_thread_of_this_process(tmp_path):

