@@ -143,3 +143,13 @@ def test_snapshot_reads_real_proc():
     sn = snapshot(os.getpid())
     assert os.getpid() in sn.threads and os.getpid() in sn.procs
     assert sn.host["idle"] > 0 and len(sn.loadavg) == 3 and HZ > 0
+
+
+def test_end_of_window_is_acknowledged_by_removing_the_marker(tmp_path):
+    """The guest waits for N.window-end to go away before it powers off (WINDOW_ACK)."""
+    s = WindowSampler(tmp_path, [1], os.getpid(), vcpus=[], iothreads={})
+    (tmp_path / "1.window-start").write_text("0\n")
+    s.poll()
+    (tmp_path / "1.window-end").write_text("0\n")
+    s.poll()
+    assert not (tmp_path / "1.window-end").exists() and "host_threads" in s.take(1)

@@ -188,8 +188,18 @@ for N in $REPETITIONS; do
     window_start "$N" "$fio_pid"
     wait "$fio_pid"
     rc=$?
-    # before N.json appears: the host closes the window before it records the repetition
+    # before N.json appears: the host closes the window before it records the repetition;
+    # with WINDOW_ACK the host removes the marker once it has sampled, and the guest waits
+    # for that (at most 2 s): otherwise the last repetition's power-off can beat the host's
+    # snapshot and take the vCPU threads with it
     mark "$N.window-end" "$rc"
+    if [ "${WINDOW_ACK:-0}" = 1 ]; then
+        i=0
+        while [ -e "$W/$N.window-end" ] && [ "$i" -lt 100 ]; do
+            i=$((i + 1))
+            usleep 20000
+        done
+    fi
     say "repetition $N: fio exited with status $rc"
     [ "$rc" = 0 ] && mv "$W/$N.json.part" "$W/$N.json"
     mark "$N.status" "$rc"

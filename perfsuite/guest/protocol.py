@@ -40,6 +40,7 @@ class GuestPlan:
     # branch); "" (the default) is the normal path, whose plan.sh does not mention it.
     mode_script: str = ""
     ramp: float = 0.0                        # fio's ramp_time: the window opens after it
+    window_ack: bool = False                 # wait for the host to take N.window-end away
 
     def __post_init__(self) -> None:
         reps = [int(r) for r in self.repetitions]
@@ -65,6 +66,7 @@ def plan_sh(plan: GuestPlan) -> str:
         f"SCHEDULER={q(plan.scheduler)}",
         f"POWEROFF={1 if plan.poweroff else 0}",
         f"RAMP={plan.ramp:g}",
+        f"WINDOW_ACK={1 if plan.window_ack else 0}",
         "set -- " + " ".join(q(a) for a in plan.fio_args),
     ]
     if plan.mode_script:

@@ -109,11 +109,16 @@ class WindowSampler:
             elif (self.workdir / f"{n}.status").exists():
                 self.results[n] = {}   # fio ended without a window (it failed early)
             return
-        if (self.workdir / f"{n}.window-end").exists() or (self.workdir / f"{n}.status").exists():
+        marker = self.workdir / f"{n}.window-end"
+        if marker.exists() or (self.workdir / f"{n}.status").exists():
             end = snapshot(self.pid)
             if self.on_end:
                 self.on_end(n)
             self.results[n] = self.meta(self._open.pop(n), end)
+            try:
+                marker.unlink()   # the guest waits for this before it goes on (WINDOW_ACK)
+            except OSError:
+                pass
 
     def meta(self, a: Snapshot, b: Snapshot) -> dict:
         return {"host_threads": thread_cpu(a, b, self.pid, self.vcpus, self.iothreads, HZ),

@@ -75,6 +75,11 @@ def boot_timeouts(c: Config, accel: str, override: float | None = None) -> Timeo
     return Timeouts(first=each + boot, each=each, exit=60.0 if accel == "tcg" else 20.0)
 
 
+def _hostview_enabled() -> bool:
+    from perfsuite.hostview import sampler
+    return sampler.ENABLED
+
+
 # ----------------------------------------------------------------------------- the edge
 
 @dataclass
@@ -146,7 +151,7 @@ class Boot:
         (self.workdir / "job.fio").write_bytes(job.encode("utf-8", "surrogateescape"))
         guest.write_plan(self.workdir, guest.GuestPlan(
             repetitions=self.reps, fio_job="job.fio", device=GUEST_DEVICE, scheduler="none",
-            poweroff=poweroff, ramp=config.ramp))
+            poweroff=poweroff, ramp=config.ramp, window_ack=_hostview_enabled()))
         sock = self.workdir / "qmp.sock"
         if len(str(sock)) > 100:  # AF_UNIX path limit
             self._sockdir = owned_tempdir("psq-")
