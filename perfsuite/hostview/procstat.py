@@ -93,7 +93,7 @@ def thread_cpu(a: Snapshot, b: Snapshot, pid: int, vcpus: list[int], iothreads: 
     return sorted(out, key=lambda e: (order[e["role"]], e["name"], e["tid"]))
 
 
-def host_load(a: Snapshot, b: Snapshot, hz: int, exclude: set[int], top: int = 5,
+def host_load(a: Snapshot, b: Snapshot, hz: int, exclude: set[int], top: int = 8,
               min_pct: float = 1.0) -> dict:
     """`host_load`: where all of the host's CPU went in the window, and who else used it.
 
