@@ -37,7 +37,7 @@ def derive(meta: dict[str, Any]) -> dict[str, Any]:
         out["cpu_iothread_pct"] = max(io) if io else None
         out["cpu_main_pct"] = sum(main) if main else None
         out["cpu_other_pct"] = round(sum(other), 2)
-        out["cpu_vcpus_total_pct"] = round(sum(vcpu), 2)
+        out["cpu_vcpus_total_pct"] = round(sum(vcpu), 2) if vcpu else None  # none seen: unknown
         out["cpu_iothreads_total_pct"] = round(sum(io), 2)
     load = meta.get("host_load")
     if isinstance(load, dict) and load:
