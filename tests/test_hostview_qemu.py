@@ -52,7 +52,7 @@ def image():
 def profiled(tmp_path_factory, image):
     """smp 1, dataplane on and off, 2 repetitions each, `--profile perf`."""
     tmp = tmp_path_factory.mktemp("hostview")
-    proc = perfsuite("run", str(matrix(tmp)), "--runs-dir", str(tmp / "runs"), "--repeat", "2",
+    proc = perfsuite("run", str(matrix(tmp)), "--runs-dir", str(tmp / "runs"), "--repeat", "2", "--boots", "1",
                      "--accel", "tcg", "--label", "hv", "--profile", "perf", "--work-root", str(tmp / "w"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert our_qemus(tmp) == []
@@ -140,7 +140,7 @@ def test_cpu_hog_raises_noisy_host_and_perf_missing_is_one_line(tmp_path, image)
     try:
         time.sleep(0.5)
         proc = perfsuite("run", str(matrix(tmp_path, "true")), "--runs-dir", str(tmp_path / "runs"),
-                         "--repeat", "1", "--accel", "tcg", "--label", "hog", "--profile", "perf",
+                         "--repeat", "1", "--boots", "1", "--accel", "tcg", "--label", "hog", "--profile", "perf",
                          "--qemu", "/usr/bin/qemu-system-x86_64", "--work-root", str(tmp_path / "w"),
                          env={"PATH": str(bindir)})
     finally:

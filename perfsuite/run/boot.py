@@ -135,6 +135,8 @@ class Boot:
         self.reps = list(reps)
         self.accel = accel
         self.keep_workdir = keep_workdir
+        self.profile = profile
+        self.hostview = None   # perfsuite.hostview: samples each repetition's window
         job = render_job(read_job(config.fio_job), config)  # before any dir is made
         self._sockdir = None
         self.workdir = _workdir(work_root, config.name)
@@ -165,8 +167,6 @@ class Boot:
         self.device: dict[str, Any] = {}
         self.pinned = None
         self.started = time.monotonic()
-        self.profile = profile
-        self.hostview = None   # perfsuite.hostview: samples each repetition's window
 
     def start(self) -> None:
         from perfsuite.qemu.machine import QemuProcess
