@@ -160,4 +160,4 @@ def test_cpu_hog_raises_noisy_host_and_perf_missing_is_one_line(tmp_path, image)
     out = perfsuite("analyze", str(tmp_path / "runs"))
     assert "hog-smp-1-dataplane: noisy host: another process" in out.stderr, (others, out.stderr)
     if others[0]["pid"] == hog.pid:
-        assert f"(pid {hog.pid}) used" in out.stderr
+        assert f"(pid {hog.pid}), used" in out.stderr
