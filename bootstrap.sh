@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-RUN_PKGS=(python3 python3-venv python3-pip qemu-system-x86 fio busybox-static cpio zstd xz-utils kmod binutils procps git)
+RUN_PKGS=(python3 python3-venv python3-pip qemu-system-x86 fio busybox-static cpio zstd xz-utils kmod binutils procps git linux-perf)
 TEST_PKGS=(chromium openssh-server openssh-client ninja-build)
 # A QEMU source build (git: specs); kept equal to perfsuite/builds/source.py BUILD_PACKAGES.
 BUILD_PKGS=(git gcc make ninja-build pkg-config flex bison bzip2 python3-venv libglib2.0-dev libpixman-1-dev libaio-dev liburing-dev libfdt-dev zlib1g-dev libattr1-dev libcap-ng-dev)

@@ -22,7 +22,8 @@ def test_write_plan_json_matches_contract(tmp_path):
     write_plan(tmp_path, plan)
     data = orjson.loads((tmp_path / "plan.json").read_bytes())
     assert data == {"repetitions": [1, 2, 3], "fio_job": "job.fio", "fio_args": ["--runtime=5"],
-                    "device": "/dev/vda", "scheduler": "none", "poweroff": True}
+                    "device": "/dev/vda", "scheduler": "none", "poweroff": True, "ramp": 0.0,
+                    "window_ack": False}
 
 
 def test_plan_sh_round_trips_through_a_real_shell(tmp_path):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from perfsuite.analysis.fio import parse_file
-from perfsuite.analysis.results import META_PATHS, ResultsError, columns, flatten_meta, load_runs
+from perfsuite.analysis.results import HOST_COLUMNS, META_PATHS, ResultsError, columns, flatten_meta, load_runs
 from perfsuite.matrix.axes import meta_columns
 
 FIXTURES = Path(__file__).parent / "data" / "fio"
@@ -97,7 +97,8 @@ def test_flatten_meta_tolerates_missing_and_odd_values():
     out = flatten_meta({"config": {"smp": [1, 2]}, "guest": "?", "mismatch": "text"})
     assert out["smp"] == "[1,2]"
     assert out["queues_seen"] is None and out["mismatch"] == "text"
-    assert set(out) == {"smp", *META_PATHS}
+    assert set(out) == {"smp", *META_PATHS, *HOST_COLUMNS}
+    assert all(out[c] is None for c in HOST_COLUMNS)  # no sample: unknown, not zero
 
 
 def test_malformed_file_is_named_and_skipped(tmp_path):

@@ -11,6 +11,8 @@
 * the spread between runs is too high to trust (these rows need re-running);
 * runs under one name come from different QEMU / guest kernel / fio versions
   or accelerators;
+* the host view (perfsuite.hostview.findings): a saturated IOThread, a noisy host (steal,
+  another busy process), and the model's bottleneck stage against the saturated thread;
 * Little's law: IOPS x mean latency is the mean number of I/Os in flight; more
   than numjobs x iodepth is impossible (a broken measurement), far less on a
   job meant to keep the device busy means the guest or fio is the bottleneck.
@@ -202,8 +204,15 @@ def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
         out += _versions(f)
         out += _spread(f)
         out += _little(f)
+    # the host view (perfsuite.hostview): only frames that carry it pay for the groups
+    host_groups = ({str(n): g for n, g in frame.groupby("name", sort=True)}
+                   if "cpu_vcpu_pct" in frame.columns and frame["cpu_vcpu_pct"].notna().any() else {})
+    for name, g in host_groups.items():
+        out += _host(name, g)
     if band:
-        out += _band(frame, {str(n): g for n, g in frame.groupby("name", sort=True)}, model)
+        stages: dict[str, str] = {}
+        out += _band(frame, {str(n): g for n, g in frame.groupby("name", sort=True)}, model, stages)
+        out += _model_vs_threads(host_groups, stages)
     out += _mq_gain(facts)
     rerun = sorted({f.name for f in out if f.severity == "warning" and "re-run" in f.message})
     if rerun:
@@ -291,7 +300,23 @@ def _iops(g) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
-def _band(frame, groups, model) -> list[Finding]:
+def _dataplane(g):
+    s = g["dataplane"].dropna() if "dataplane" in g.columns else []
+    return s.iloc[0] if len(s) else None
+
+
+def _host(name: str, g) -> list[Finding]:
+    from perfsuite.hostview.findings import host_findings
+    return [Finding(name, sev, msg) for sev, msg in host_findings(g, _dataplane(g))]
+
+
+def _model_vs_threads(groups, stages: dict[str, str]) -> list[Finding]:
+    from perfsuite.hostview.findings import bottleneck_finding
+    return [Finding(name, sev, msg) for name, g in groups.items()
+            for sev, msg in bottleneck_finding(g, _dataplane(g), stages.get(name))]
+
+
+def _band(frame, groups, model, stages: dict[str, str] | None = None) -> list[Finding]:
     """Results the model cannot explain.
 
     With a given model: outside its band, predicted x exp(+-BAND_K sigma).
@@ -312,6 +337,8 @@ def _band(frame, groups, model) -> list[Finding]:
         for r in cv_rows:
             predicted[r.row.name] = (r.predicted, sigma[r.row.cfg.accel],
                                      f"predicted from the other {r.row.cfg.accel} configurations")
+            if stages is not None:
+                stages[r.row.name] = r.bottleneck
         model = Model()
     out = []
     for name, g in groups.items():
@@ -323,6 +350,9 @@ def _band(frame, groups, model) -> list[Finding]:
             fitted = model.fitted.get(cfg.accel)
             predicted[name] = (model.predict(cfg), model.sigma.get(cfg.accel, UNFITTED_SIGMA),
                                f"{'fitted' if fitted else 'default, unfitted'} {cfg.accel} model")
+            if stages is not None:
+                from perfsuite.model.perf import predict as predict_stages
+                stages[name] = predict_stages(cfg, model.params_for(cfg.accel)).bottleneck
         pred, sigma, how = predicted[name]
         lo, hi = pred * math.exp(-BAND_K * sigma), pred * math.exp(BAND_K * sigma)
         mean = float(x.mean())

@@ -124,7 +124,9 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     rows = _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_is_better(col),
                  col in LOG_SCALE, prior)
     notes += _one_boot_warnings(rows)
-    result = Comparison(rows, only_b, only_c, params, notes + _accel_warnings(base, cand))
+    from perfsuite.hostview.findings import host_load_differs  # "different host load"
+    result = Comparison(rows, only_b, only_c, params,
+                        notes + _accel_warnings(base, cand) + host_load_differs(rows, base, cand))
     hosts.annotate(result, base, cand, strict=strict_hosts)  # host differences: warned, rows marked
     return result
 

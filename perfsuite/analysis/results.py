@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from perfsuite.analysis.fio import FIELDS, FioParseError, parse_file
+from perfsuite.hostview import columns as hostview_columns
 from perfsuite.matrix import axes
 from perfsuite.matrix.config import parse_name
 from perfsuite.rundir import RunListing, list_runs, natural_key
@@ -57,6 +58,8 @@ META_PATHS = {
     "mig_dip_recover_ms": ("migration", "summary", "dip_recover_ms"),
 }
 FIO_COLUMNS = tuple(f for f in FIELDS if f != "error")
+# derived from the meta's host_threads / host_load (perfsuite.hostview.columns)
+HOST_COLUMNS = hostview_columns.COLUMNS
 # Filled from the run's name when it has no meta (identity from the name): the base name's
 # axes and `variant`, the rest of the name.
 NAME_COLUMNS = (*axes.BASE_AXES, "variant")
@@ -66,7 +69,7 @@ def columns() -> tuple[str, ...]:
     """The frame's columns: fio's, then the registry's meta columns, then the other meta ones."""
     meta_cols = axes.meta_columns()
     return ("name", "rep", "path", *FIO_COLUMNS, *meta_cols,
-            *(c for c in NAME_COLUMNS if c not in meta_cols), *META_PATHS)
+            *(c for c in NAME_COLUMNS if c not in meta_cols), *META_PATHS, *HOST_COLUMNS)
 
 
 _ALWAYS = frozenset(("name", "rep", "path", *FIO_COLUMNS, *NAME_COLUMNS))
@@ -191,6 +194,7 @@ def flatten_meta(meta: dict[str, Any]) -> dict[str, Any]:
         if col == "mismatch":
             v = "; ".join(map(str, v)) if isinstance(v, list) else (v if isinstance(v, str) else None)
         out[col] = _scalar(v)
+    out.update(hostview_columns.derive(meta))
     return out
 
 
@@ -212,5 +216,8 @@ def _to_frame(rows: list[dict[str, Any]], with_meta: bool) -> pd.DataFrame:
         if c in ("numjobs", "iodepth"):
             frame[c] = frame[c].astype("Int64")  # nullable: iodepth is unknown for fio 2.x
         elif c not in ("fio_version", "rw", "bs"):
+            frame[c] = frame[c].astype(float)
+    for c in HOST_COLUMNS:
+        if c != "host_other":
             frame[c] = frame[c].astype(float)
     return frame

@@ -23,6 +23,10 @@ METRICS = {
     "disk-read-ios": ("disk_read_ios", "IOPS"),
 }
 SUMMARY_COLUMNS = ("name", "mean", "error_pct", "n")
+# perfsuite.hostview's per-repetition CPU columns, averaged per name when a run has them
+HOST_SUMMARY_COLUMNS = ("cpu_vcpu_pct", "cpu_iothread_pct", "cpu_main_pct", "steal_pct")
+
+
 def _config_columns() -> tuple[str, ...]:
     """Columns constant within a name that the summary carries: the registry's identity
     columns except the binary's path and the job file (long, and already in the meta)."""
@@ -92,4 +96,8 @@ def summarize(frame: pd.DataFrame, metric: str = "iops", error: str = "range") -
     if cfg:
         first = frame.loc[ok, ["name", *cfg]].groupby("name", sort=True).first()
         out = out.join(first, on="name")
+    host = [c for c in HOST_SUMMARY_COLUMNS if c in frame.columns and frame[c].notna().any()]
+    if host:
+        means = frame.loc[ok, ["name", *host]].groupby("name", sort=True)[host].mean()
+        out = out.join(means, on="name")
     return out.reset_index(drop=True)

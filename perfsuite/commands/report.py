@@ -88,9 +88,12 @@ def _build(runs_dirs: list[Path], out: Path, baseline: str | None, candidate: st
     findings = _findings(frame) if check else []
 
     files = scan_files(runs_dirs)
+    from perfsuite.report import hostview  # flame graphs and perf diff: the runs' perf.data
+    hv = {"profiles": hostview.profiles(files, sorted(files)),
+          "diffs": hostview.profile_diffs(comparison["rows"], baseline, candidate) if comparison else []}
     ctx = html.build_context(
         frame, files, out, sources=[str(d) for d in runs_dirs], jobs={n: job_text(r) for n, r in files.items()},
-        load_warnings=warnings, findings=findings, comparison=comparison, history=history,
+        load_warnings=warnings, findings=findings, comparison=comparison, history=history, hostview=hv,
     )
     out.mkdir(parents=True, exist_ok=True)
     path = out / "index.html"
@@ -236,7 +239,8 @@ def comparison_context(c, baseline: str, candidate: str) -> dict:
         lo, hi = float(r.ci_low), float(r.ci_high)
         ci = f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) and math.isfinite(hi) else "[unbounded]"
         host = f" [host: {r.host_diff}]" if getattr(r, "host_diff", "") else ""  # hosts differ
-        rows.append({"label": str(r.config) + host, "ratio": float(r.ratio), "lo": lo, "hi": hi, "verdict": str(r.verdict),
+        rows.append({"label": str(r.config) + host, "name_base": str(r.name_base), "name_cand": str(r.name_cand),
+                     "ratio": float(r.ratio), "lo": lo, "hi": hi, "verdict": str(r.verdict),
                      "verdict_class": str(r.verdict).replace(" ", "-"),
                      "base_txt": f"{r.mean_base:,.0f} (n={int(r.n_base)})", "cand_txt": f"{r.mean_cand:,.0f} (n={int(r.n_cand)})",
                      "ratio_txt": f"{r.ratio:.3f} {ci}"})

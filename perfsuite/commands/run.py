@@ -64,11 +64,14 @@ Matrix keys and names: docs/runner.md."""
                    "half-width of its mean IOPS is at most P% of the mean (or --max-repeat is reached).")
 @click.option("--max-repeat", default=20, show_default=True, type=click.IntRange(2),
               help="Cap on repetitions per configuration for --until-precision.")
+@click.option("--profile", type=click.Choice(["perf"]), default=None,
+              help="Record `perf record -g -e cpu-clock` of QEMU over the measured window of the first "
+                   "repetition of each boot (N.perf.data beside N.json; flame graphs in the report).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
         resume: bool, fresh_guest: bool, qemu: str | None, label: str | None, kernel: str | None,
         work_root: str | None, keep_workdirs: bool, until_precision: float | None, max_repeat: int,
-        quiet: bool) -> None:
+        profile: str | None, quiet: bool) -> None:
     """Boot one QEMU guest per configuration of MATRIX (default jobs/matrix.toml) and run fio
     in it: --boots boots of --repeat repetitions each, the boots of different configurations
     interleaved, keeping every raw result in RUNS_DIR.
@@ -103,8 +106,14 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
     from perfsuite.run.progress import Progress
 
     install_signal_handlers()
+    if profile == "perf":
+        from perfsuite.hostview.profile import perf_available
+        if (why := perf_available()) is not None:
+            click.echo(f"warning: {why}", err=True)
+            profile = None
     opts = RunOptions(repeat=repeat, boots=a.boots, accel=accel, timeout=timeout, retries=retries, resume=resume,
-                      fresh_guest=fresh_guest, work_root=work_root, keep_workdir=keep_workdirs)
+                      fresh_guest=fresh_guest, work_root=work_root, keep_workdir=keep_workdirs,
+                      profile=profile)
     progress = Progress(total=len(configs) * repeat * a.boots, quiet=quiet)
     runner = Runner(options=opts, on_event=progress.event)
     if kernel:

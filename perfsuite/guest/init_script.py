@@ -91,6 +91,24 @@ mark() {
     printf '%s\n' "$2" > "$W/$1"
 }
 
+# window_start N PID: the measured window of repetition N opens once the disk has done
+# I/O (fio's jobs run: its start-up is over) and the ramp has passed; the host samples its
+# threads from N.window-start to N.window-end (docs/CONTRACTS.md section 5). If fio exits
+# first, no window opens: the host then closes on N.status.
+window_start() {
+    read r0 _ _ _ w0 _ < "/sys/block/$DEV/stat"
+    while kill -0 "$2" 2>/dev/null; do
+        read r _ _ _ w _ < "/sys/block/$DEV/stat"
+        if [ "$r" != "$r0" ] || [ "$w" != "$w0" ]; then
+            [ "${RAMP:-0}" != 0 ] && sleep "$RAMP"
+            kill -0 "$2" 2>/dev/null && mark "$1.window-start" "$RAMP"
+            return 0
+        fi
+        usleep 20000
+    done
+    return 1
+}
+
 mount -t proc proc /proc || die "cannot mount /proc"
 mount -t sysfs sysfs /sys || die "cannot mount /sys"
 mount -t devtmpfs devtmpfs /dev || die "cannot mount /dev"
@@ -160,13 +178,28 @@ fi
 # ---- END mode branch ----
 cd /tmp
 for N in $REPETITIONS; do
-    for f in "$W/$N.json" "$W/$N.json.part" "$W/$N.status"; do
+    for f in "$W/$N.json" "$W/$N.json.part" "$W/$N.status" "$W/$N.window-start" "$W/$N.window-end"; do
         [ -e "$f" ] && rm -f "$f"   # (a test is a builtin, rm is a fork)
     done
     say "repetition $N"
     # "$@" holds the plan's fio_args (plan.sh ends with `set -- ...`)
-    run_fio --output-format=json --eta=never --output="$W/$N.json.part" "$@" "$W/$FIO_JOB"
+    run_fio --output-format=json --eta=never --output="$W/$N.json.part" "$@" "$W/$FIO_JOB" &
+    fio_pid=$!
+    window_start "$N" "$fio_pid"
+    wait "$fio_pid"
     rc=$?
+    # before N.json appears: the host closes the window before it records the repetition;
+    # with WINDOW_ACK the host removes the marker once it has sampled, and the guest waits
+    # for that (at most 2 s): otherwise the last repetition's power-off can beat the host's
+    # snapshot and take the vCPU threads with it
+    mark "$N.window-end" "$rc"
+    if [ "${WINDOW_ACK:-0}" = 1 ]; then
+        i=0
+        while [ -e "$W/$N.window-end" ] && [ "$i" -lt 100 ]; do
+            i=$((i + 1))
+            usleep 20000
+        done
+    fi
     say "repetition $N: fio exited with status $rc"
     [ "$rc" = 0 ] && mv "$W/$N.json.part" "$W/$N.json"
     mark "$N.status" "$rc"

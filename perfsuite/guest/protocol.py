@@ -2,7 +2,8 @@
 
 The host writes W/plan.json (the contract) and W/plan.sh (the same values, shell-quoted,
 because the guest only has busybox sh); the guest answers with guest-info.json, N.json,
-N.status, done and, when it fails, guest-error.txt.
+N.status, done and, when it fails, guest-error.txt; N.window-start / N.window-end mark the
+measured window of repetition N (after fio's start-up and ramp) for perfsuite.hostview.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class GuestPlan:
     # A shell fragment in W that replaces the repetition loop (the init script's mode
     # branch); "" (the default) is the normal path, whose plan.sh does not mention it.
     mode_script: str = ""
+    ramp: float = 0.0                        # fio's ramp_time: the window opens after it
+    window_ack: bool = False                 # wait for the host to take N.window-end away
 
     def __post_init__(self) -> None:
         reps = [int(r) for r in self.repetitions]
@@ -62,6 +65,8 @@ def plan_sh(plan: GuestPlan) -> str:
         f"DEVICE={q(plan.device)}",
         f"SCHEDULER={q(plan.scheduler)}",
         f"POWEROFF={1 if plan.poweroff else 0}",
+        f"RAMP={plan.ramp:g}",
+        f"WINDOW_ACK={1 if plan.window_ack else 0}",
         "set -- " + " ".join(q(a) for a in plan.fio_args),
     ]
     if plan.mode_script:

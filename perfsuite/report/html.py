@@ -128,9 +128,11 @@ def ratio_ci(num, den, level: float = 0.95) -> tuple[float, float, float]:
 def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sources: list[str],
                   jobs: dict[str, dict[str, str]] | None = None,
                   load_warnings: list[str] = (), findings: list = (), comparison: dict | None = None,
-                  history: dict | None = None, generated: datetime | None = None) -> dict[str, Any]:
+                  history: dict | None = None, generated: datetime | None = None,
+                  hostview: dict | None = None) -> dict[str, Any]:
     """Everything the template shows, as plain values. `comparison`/`history` are plain dicts
-    made by perfsuite.commands.report from perfsuite.analysis.comparison / perfsuite.nightly.history."""
+    made by perfsuite.commands.report from perfsuite.analysis.comparison / perfsuite.nightly.history;
+    `hostview`: {"profiles": [...], "diffs": [...]} from perfsuite.report.hostview's edges."""
     import pandas as pd
 
     from perfsuite.report import plots
@@ -191,9 +193,15 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
         "table": table, "general_notes": general_notes, "load_warnings": list(load_warnings),
         "figures": figures, "speedups": [dict(s, text=_fmt_ratio(s)) for s in speedups],
         "latency": lat, "comparison": comparison, "history": history,
+        "hostview": _hostview(frame, order, hostview or {}),
         "env": _environment(frame, files, jobs or {}, order),
         "raw": _raw_links(files, order, out_dir, {os.path.abspath(p) for p in frame["path"]} if "path" in frame else None),
     }
+
+
+def _hostview(frame, order, given: dict) -> dict[str, Any] | None:
+    from perfsuite.report import hostview
+    return hostview.context(frame, order, given.get("profiles"), given.get("diffs"))
 
 
 def _speedups(order, axes, by_name) -> list[dict[str, Any]]:

@@ -80,11 +80,27 @@ def render_markdown(summary: pd.DataFrame, *, label: str = "IOPS", show_n: bool 
 def render_csv(summary: pd.DataFrame) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["name", "mean", "error_pct", "n"])
+    host = _host_columns(summary)
+    w.writerow(["name", "mean", "error_pct", "n", *host])
     for row in summary.itertuples(index=False):
         err = row.error_pct
-        w.writerow([row.name, repr(float(row.mean)), "" if not math.isfinite(err) else repr(float(err)), int(row.n)])
+        w.writerow([row.name, repr(float(row.mean)), "" if not math.isfinite(err) else repr(float(err)), int(row.n),
+                    *("" if (v := _num(getattr(row, c))) is None else v for c in host)])
     return buf.getvalue()
+
+
+def _host_columns(summary: pd.DataFrame) -> list[str]:
+    """The host-view columns (perfsuite.hostview) the summary has: only runs sampled so."""
+    from perfsuite.analysis.summary import HOST_SUMMARY_COLUMNS
+    return [c for c in HOST_SUMMARY_COLUMNS if c in summary.columns]
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return round(f, 2) if math.isfinite(f) else None
 
 
 def render_json(summary: pd.DataFrame, *, metric: str = "iops", error: str = "range") -> str:
@@ -96,6 +112,7 @@ def render_json(summary: pd.DataFrame, *, metric: str = "iops", error: str = "ra
             "mean": float(r.mean),
             "error_pct": float(r.error_pct) if math.isfinite(r.error_pct) else None,
             "n": int(r.n),
+            **{c: _num(getattr(r, c)) for c in _host_columns(summary)},
         }
         for r in summary.itertuples(index=False)
     ]

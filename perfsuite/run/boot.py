@@ -75,6 +75,11 @@ def boot_timeouts(c: Config, accel: str, override: float | None = None) -> Timeo
     return Timeouts(first=each + boot, each=each, exit=60.0 if accel == "tcg" else 20.0)
 
 
+def _hostview_enabled() -> bool:
+    from perfsuite.hostview import sampler
+    return sampler.ENABLED
+
+
 # ----------------------------------------------------------------------------- the edge
 
 @dataclass
@@ -123,13 +128,15 @@ class Boot:
 
     def __init__(self, config: Config, reps: Sequence[int], image: Any, *, accel: str,
                  work_root: str | os.PathLike | None = None, vq_mapping: bool = False,
-                 poweroff: bool = True, keep_workdir: bool = False):
+                 poweroff: bool = True, keep_workdir: bool = False, profile: str | None = None):
         from perfsuite import guest  # the guest package; imported only when booting
         self._guest = guest
         self.config = config
         self.reps = list(reps)
         self.accel = accel
         self.keep_workdir = keep_workdir
+        self.profile = profile
+        self.hostview = None   # perfsuite.hostview: samples each repetition's window
         job = render_job(read_job(config.fio_job), config)  # before any dir is made
         self._sockdir = None
         self.workdir = _workdir(work_root, config.name)
@@ -146,7 +153,7 @@ class Boot:
         (self.workdir / "job.fio").write_bytes(job.encode("utf-8", "surrogateescape"))
         guest.write_plan(self.workdir, guest.GuestPlan(
             repetitions=self.reps, fio_job="job.fio", device=GUEST_DEVICE, scheduler="none",
-            poweroff=poweroff))
+            poweroff=poweroff, ramp=config.ramp, window_ack=_hostview_enabled()))
         sock = self.workdir / "qmp.sock"
         if len(str(sock)) > 100:  # AF_UNIX path limit
             self._sockdir = owned_tempdir("psq-")
@@ -170,6 +177,8 @@ class Boot:
             self.device = self.qemu.device_props()
             if self.config.pin:
                 self.pinned = self.qemu.pin()
+            from perfsuite.hostview.sampler import attach
+            self.hostview = attach(self.qemu, self.workdir, self.reps, self.profile)
             self.qemu.cont()
         except BaseException:
             self.qemu.kill()
@@ -177,10 +186,16 @@ class Boot:
 
     def poll_new(self) -> dict[int, Path]:
         """Repetitions whose fio JSON appeared since the last call."""
+        if self.hostview is not None:  # first: the guest closes a window before its N.json
+            self.hostview.poll()
         new = {n: p for n, p in self._guest.finished_repetitions(self.workdir).items()
                if n not in self._seen and n in self.reps}
         self._seen.update(new)
         return new
+
+    def take_host_view(self, n: int, run_dir: Path) -> dict:
+        """host_threads/host_load (and a profile moved into run_dir) of repetition n."""
+        return self.hostview.take(n, run_dir) if self.hostview is not None else {}
 
     def failed_reps(self) -> dict[int, int]:
         """{N: fio exit status} for repetitions that ended without a JSON."""

@@ -71,6 +71,8 @@ def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
         "started": started, "finished": finished,
         "status": status, "error": error,
         "synthetic": False, "true_iops": None,
+        # perfsuite.hostview fills these from the measured window (None: not sampled)
+        "host_threads": None, "host_load": None,
     }
     if os.environ.get("PERFSUITE_LAB_HOST"):  # set by `perfsuite lab run` on each lab host
         meta["lab"] = {"host": os.environ["PERFSUITE_LAB_HOST"],

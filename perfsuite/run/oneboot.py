@@ -113,6 +113,7 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
                           started=state["started"], finished=now_iso(), status=status,
                           error=error, attempt=attempts[n], pinned=getattr(boot, "pinned", None),
                           **common)
+        meta.update(getattr(boot, "take_host_view", lambda *_: {})(n, run_dir))  # hostview
         image = runner.image
         if image is not None and hasattr(image, "key"):
             meta["image"] = {"key": image.key, "kernel_source": getattr(image, "kernel_source", None)}

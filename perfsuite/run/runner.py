@@ -54,6 +54,7 @@ class RunOptions:
     work_root: str | None = None        # where per-boot work dirs go (default: the temp dir)
     keep_workdir: bool = False
     poweroff: bool = True               # False: the guest never powers off (timeout tests)
+    profile: str | None = None          # "perf": record one repetition per boot (hostview)
 
 
 @dataclass
@@ -107,7 +108,7 @@ class Runner:
             image = self.get_image()
         return Boot(c, reps, image, accel=accel, work_root=self.options.work_root,
                     vq_mapping=probe(c.qemu).vq_mapping, poweroff=self.options.poweroff,
-                    keep_workdir=self.options.keep_workdir)
+                    keep_workdir=self.options.keep_workdir, profile=self.options.profile)
 
 
 def pin_image(image: Any) -> Any:
