@@ -65,10 +65,15 @@ case "$cmd" in
         apt_install "${RUN_PKGS[@]}" "${TEST_PKGS[@]}"
         venv
         set +e
+        # the linter first (seconds): its config is in pyproject.toml
+        .venv/bin/ruff check .
+        lint=$?
         .venv/bin/python -m pytest "$@"
         rc=$?
         # pytest's 5 means "no tests ran": for us that is a failure, not a pass.
         [ $rc -eq 5 ] && echo "bootstrap: pytest collected no tests" >&2
+        [ $lint -ne 0 ] && echo "bootstrap: ruff found problems (see above)" >&2
+        [ $rc -eq 0 ] && [ $lint -ne 0 ] && rc=1
         exit $rc
         ;;
     *)

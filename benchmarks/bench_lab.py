@@ -111,8 +111,8 @@ def measure(a, hosts: list[Sshd], inv: str) -> dict:
         sub = hosts[:k]
         plan = {h.name: {"dir": str(h.lab_dir / "runs" / "bench" / "d"), "inputs": str(inputs),
                          "push": "", "cmd": "true"} for h in sub}
-        rows[f"dispatch {k} host(s)"] = [timed(lambda: ans.play("run", {"perfsuite_plan": plan},
-                                                                limit=[h.name for h in sub]))
+        rows[f"dispatch {k} host(s)"] = [timed(lambda plan=plan, sub=sub: ans.play("run", {"perfsuite_plan": plan},
+                                                                          limit=[h.name for h in sub]))
                                          for _ in range(a.rounds)]
     names = [h.name for h in hosts]
     inbox = a.root / "inbox"
@@ -128,7 +128,7 @@ def measure(a, hosts: list[Sshd], inv: str) -> dict:
             plan = {h.name: {"dir": str(h.lab_dir / "runs" / "bench" / "d"), "since": 0, "seq": r}
                     for h in hosts}
 
-            def one():
+            def one(plan=plan, r=r, dest=dest, n=n):
                 out = ans.play("collect", {"perfsuite_plan": plan, "perfsuite_inbox": str(inbox)}, limit=names)
                 for h in hosts:
                     assert out[h.name].ok, out[h.name]

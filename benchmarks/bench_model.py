@@ -103,7 +103,7 @@ def main() -> None:
         ("1 vCPU, 1 queue, bursts of 32, one submit() each", 1, 1, 32, False),
         ("4 vCPUs, 1 queue, one request per kick (worst case)", 4, 1, 1, False),
     ]:
-        wall, cpu = median_of(lambda: functional(cpus, queues, burst, a.requests, batched), a.runs)
+        wall, cpu = median_of(lambda c=cpus, q=queues, b=burst, m=batched: functional(c, q, b, a.requests, m), a.runs)
         rows.append((label, wall, cpu))
         print(f"functional  {label:<55} {wall:>10,.0f} req/s wall  {cpu:>10,.0f} req/s CPU")
     pw, pc, n = median_of(lambda: perf_matrix(20), a.runs)

@@ -49,7 +49,7 @@ def test_text_markdown_json_say_the_same():
     t = R.text(d)
     assert t.startswith(f"first bad commit: {hashes[6]} 'commit 6 <script>' (2026-01-07")
     assert "P(wrong commit) <=" in t and "totals: 5 builds" in t
-    for k, (info, s) in enumerate(out.steps, 1):
+    for k, (info, _s) in enumerate(out.steps, 1):
         assert f"{k}  " in t and info.short in t
     md = R.markdown(d)
     assert md.startswith("**first bad commit:") and "| step | commit |" in md

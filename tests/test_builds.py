@@ -155,7 +155,7 @@ def test_wrapper_passes_own_firmware_first(tmp_path):
 
 def test_bootstrap_lists_the_build_packages():
     text = (REPO / "bootstrap.sh").read_text()
-    line = next(l for l in text.splitlines() if l.startswith("BUILD_PKGS=("))
+    line = next(x for x in text.splitlines() if x.startswith("BUILD_PKGS=("))
     assert tuple(line[len("BUILD_PKGS=("):-1].split()) == source.BUILD_PACKAGES
 
 
@@ -243,7 +243,7 @@ def test_two_commands_building_one_spec_build_it_once(standin, tmp_path, monkeyp
     assert all(p.returncode == 0 for p in procs), outs
     lines = sorted(o.strip() for o, _ in outs)
     assert lines[0].split()[0] == lines[1].split()[0]  # the same binary
-    assert sorted(l.split()[1] for l in lines) == ["False", "True"]  # one built it, one waited
+    assert sorted(x.split()[1] for x in lines) == ["False", "True"]  # one built it, one waited
     assert _count(tmp_path) == ["configure", "build"]
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from perfsuite.analysis.checks import LITTLE_FLOOR, LITTLE_TOLERANCE, SPREAD_LIMIT_PCT, Finding, check_runs
+from perfsuite.analysis.checks import LITTLE_FLOOR, LITTLE_TOLERANCE, Finding, check_runs
 from perfsuite.model.fit import Model
 from perfsuite.model.simulate import seed_matrix, simulate
 from perfsuite.analysis.results import load_runs

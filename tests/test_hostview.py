@@ -11,7 +11,6 @@ import pytest
 
 from perfsuite.hostview import columns, procstat
 from perfsuite.hostview.procstat import Snapshot, TaskTimes
-from perfsuite.hostview.profile import parse_perf_diff
 from perfsuite.hostview.sampler import HZ, WindowSampler, snapshot
 
 

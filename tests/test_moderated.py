@@ -38,7 +38,7 @@ def test_false_alarms_hold_and_power_rises():
 def test_compare_moderated_interval_agrees_with_its_verdict():
     rng = np.random.default_rng(3)
     recs = []
-    for side, f in (("a", 1.0), ("b", 1.0)):
+    for side, _f in (("a", 1.0), ("b", 1.0)):
         for i in range(6):
             v = rng.normal(1e5 * (0.9 if side == "b" and i == 0 else 1), 3e3, 5)
             recs.append(pd.DataFrame({"name": f"{side}-c{i}", "iops": v, "label": side, "smp": i}))

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from perfsuite.run import precision; from perfsuite.analysis import stats
+from perfsuite.analysis import stats
+from perfsuite.run import precision
 
 
 def test_precise_enough_needs_nothing_more():

@@ -28,7 +28,7 @@ def _build(tmp_path, *args):
     return out / "index.html"
 
 
-def test_page_renders_cleanly(tmp_path, fio_outputs):
+def test_page_renders_cleanly(tmp_path, fio_outputs):  # noqa: F811 - the pytest fixture imported above
     runs = make_runs_tree(tmp_path / "runs", fio_outputs)
     base = make_runs_tree(tmp_path / "v3", fio_outputs, label="v3")
     db = _history_db(tmp_path / "history.sqlite", runs)
@@ -50,7 +50,7 @@ def test_page_renders_cleanly(tmp_path, fio_outputs):
     assert width == 1280 and height > 2000  # the full page, not just the first screen
 
 
-def test_hostile_names_stay_inert(tmp_path, fio_outputs):
+def test_hostile_names_stay_inert(tmp_path, fio_outputs):  # noqa: F811 - the pytest fixture imported above
     """An injected <img src=x onerror=...> would fail to load (a logged error) and add an image."""
     runs = make_runs_tree(tmp_path / "runs", fio_outputs, configs=[(1, True, True), (1, True, False)])
     d = runs / "v4-smp-1-dataplane"

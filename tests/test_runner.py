@@ -164,7 +164,6 @@ def test_resume_skips_complete_repetitions(tmp_path):
 def test_resume_refuses_repetitions_made_with_other_settings(tmp_path):
     # the run name does not hold iodepth or the binary: a patched QEMU with the same version
     # label (or another queue depth) must not "skip" into the old build's numbers
-    import dataclasses
     runs = tmp_path / "runs"
     run_config(C1, runs, 2, make_runner(tmp_path))
     deeper = C1.replace(iodepth=C1.iodepth * 2)
@@ -189,7 +188,6 @@ def test_resume_refuses_repetitions_made_with_other_settings(tmp_path):
 
 def test_resume_keeps_repetitions_of_another_runtime_with_a_warning(tmp_path):
     # runtime/ramp change how long fio measured, not what: kept, but said
-    import dataclasses
     runs = tmp_path / "runs"
     run_config(C1, runs, 2, make_runner(tmp_path))
     longer = C1.replace(runtime=C1.runtime + 10)

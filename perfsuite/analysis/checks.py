@@ -199,7 +199,7 @@ def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
     band = model is not None if band is None else band
     facts = row_facts(frame)
     out: list[Finding] = []
-    for name, f in facts.items():
+    for f in facts.values():
         out += _guest_view(f)
         out += _versions(f)
         out += _spread(f)
@@ -374,11 +374,11 @@ def _mq_gain(facts: dict[str, RowFacts]) -> list[Finding]:
         return tuple(str(f.first.get(k)) for k in keys if k in f.first)
 
     single = {}
-    for name, f in facts.items():
+    for f in facts.values():
         if _int(f.first.get("num_queues")) == 1:
             single.setdefault(key(f), f)
     out = []
-    for name, f in facts.items():
+    for f in facts.values():
         nq, smp = _int(f.first.get("num_queues")), _int(f.first.get("smp"))
         if nq is None or smp is None or nq <= 1 or key(f) not in single:
             continue
@@ -393,7 +393,7 @@ def _mq_gain(facts: dict[str, RowFacts]) -> list[Finding]:
         rel = [x.std(ddof=1) / x.mean() / math.sqrt(x.size) if x.size > 1 else 0.0 for x in (a, b)]
         tol = max(MIN_GAIN_TOLERANCE, 2 * math.hypot(*rel))
         if gain > bound * (1 + tol):
-            out.append(Finding(name, "warning",
+            out.append(Finding(f.name, "warning",
                                f"multiqueue gain {gain:.2f}x over {base.name} exceeds its bound "
                                f"{bound:g}x = min(num-queues {nq}, vCPUs {smp}, jobs {jobs or smp}); "
                                "one of the two rows is wrong", "mq-gain", f"{gain:.2f}x > {bound:g}x"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from perfsuite.bisect import decide as D
 
 
 def _f(v: float | None, fmt: str) -> str:

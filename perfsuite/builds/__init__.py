@@ -109,7 +109,7 @@ def _debian(s: Spec, root: Path, log: Callable[[str], None]) -> Build:
     apt = debian.PrivateApt(root / "apt", log)
     version = None
     if not s.suite:  # a version: a cache hit needs no apt at all
-        for entry, rec in cache.entries(root):
+        for _entry, rec in cache.entries(root):
             if rec.get("kind") == "debian" and rec.get("package_version", "").split(":", 1)[-1] == s.value.split(":", 1)[-1]:
                 version = rec["package_version"]
     version = version or apt.version_for(s.value, s.suite)

@@ -42,10 +42,8 @@ def image() -> None:
 def build(kernel: str | None, modules: str | None, fio_mode: str | None, no_pvh: bool,
           force: bool) -> None:
     """Build the guest image (or find it in the cache) and show it."""
-    from perfsuite.guest import ImageError, ensure_image
+    from perfsuite.guest import ensure_image
     from perfsuite.guest.image import DEFAULT_FIO_MODE
-    from perfsuite.guest.kernel import KernelError
-    from perfsuite.guest.modules import ModuleError
     img = ensure_image(kernel=kernel, modules=modules, force=force,
                        fio_mode=fio_mode or DEFAULT_FIO_MODE, pvh=not no_pvh,
                        log=lambda m: click.echo(m, err=True))

@@ -10,7 +10,6 @@ Errors are one line on stderr and exit status 2 (perfsuite.commands.base's envel
 from __future__ import annotations
 
 import math
-import os
 
 import click
 

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from perfsuite.matrix.config import Config
 from perfsuite.migrate import guest_script as gs
@@ -168,7 +168,9 @@ def _first_write(q: Any, timeout: float) -> float | None:
 def _migrations(inst: _Instances, src: Any, times: list[float], t0: float,
                 opts: MigrateOptions) -> tuple[list[HopResult], int, Any]:
     """Run the scheduled migrations; (results, index of the instance now running, it)."""
-    clock: Callable[[], float] = lambda: time.monotonic() - t0
+    def clock() -> float:
+        return time.monotonic() - t0
+
     hops: list[HopResult] = []
     cur_k, cur = 0, src
     for i, at in enumerate(times, start=1):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import struct
 
-from .virtqueue import ChainError, DeviceQueue, Vring
+from .virtqueue import DeviceQueue, Vring
 
 T_IN, T_OUT, T_FLUSH, T_GET_ID = 0, 1, 4, 8
 S_OK, S_IOERR, S_UNSUPP = 0, 1, 2

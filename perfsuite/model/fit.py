@@ -26,7 +26,6 @@ gives the plausible band the checks use: predicted x exp(+-k sigma).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,7 +202,7 @@ def fit(rows: list[ConfigRow], prior: dict[str, Params] | None = None,
         pw = np.array([prior_weight if k in FREE_PARAMS else max(prior_weight, HELD_WEIGHT)
                        for k in PARAM_NAMES])
 
-        def residuals(theta):
+        def residuals(theta, group=group, y=y, w=w, pw=pw, theta0=theta0):
             p = params_from_vector(theta)
             pred = np.log([predict(r.cfg, p).iops for r in group])
             return np.concatenate([(pred - y) * w, pw * (theta - theta0)])

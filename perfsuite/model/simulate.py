@@ -102,7 +102,7 @@ def fio_document(iops: float, numjobs: int, iodepth: int, runtime_s: int, start:
     per_job = iops / numjobs
     runtime_ms = runtime_s * 1000
     jobs = []
-    for j in range(numjobs):
+    for _j in range(numjobs):
         ios = int(round(per_job * runtime_s))
         lat_ns = 1e9 * iodepth / per_job
         clat = _lat(lat_ns)

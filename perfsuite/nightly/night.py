@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from perfsuite.errors import PerfsuiteError
 
-import dataclasses
 import os
 import socket
 import stat

@@ -314,7 +314,7 @@ def history(series, changes) -> bytes:
                 y = s.loc[s["x"] == cp["x"], col]
                 if len(y):
                     ax.plot([cp["x"]], [y.iloc[0]], marker="D", ms=10, mfc="none", mec="#c62828", mew=2, zorder=4)
-        for ax, col, label in panels:
+        for ax, _col, label in panels:
             ax.set_ylabel(label)
         axes[0].yaxis.set_major_formatter(FuncFormatter(si))
         axes[-1].set_xlabel("night")

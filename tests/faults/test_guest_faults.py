@@ -150,8 +150,8 @@ def test_fio_that_does_no_io_is_failed_with_its_words(case):
     # defect 6: iodepth 99999999999999999: fio says "failed setting up IO queues", exits 0
     # with 0 bytes; it was recorded ok and the table showed 0.0 IOPS
     job = case.root / "j.fio"
-    job.write_text("\n".join(l for l in FIO_JOB.read_text().splitlines()
-                             if not l.startswith("iodepth")) + "\n")
+    job.write_text("\n".join(line for line in FIO_JOB.read_text().splitlines()
+                             if not line.startswith("iodepth")) + "\n")
     m = case.root / "m.toml"
     m.write_text(f'[defaults]\nfio_job = "{job}"\niodepth = 99999999999999999\n[matrix]\nsmp = 1\n')
     proc = case.run("run", m, "--runs-dir", case.root / "runs", "--label", "io", *SHORT,

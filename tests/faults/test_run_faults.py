@@ -18,7 +18,7 @@ from perfsuite.analysis.results import load_runs
 from perfsuite.matrix.config import Config
 from perfsuite.run import oneboot
 from perfsuite.run.boot import Boot, Timeouts
-from perfsuite.run.runner import RunnerError, run_config, run_matrix
+from perfsuite.run.runner import run_config, run_matrix
 
 import test_runner as tr  # the fake boot and runner
 

@@ -56,7 +56,7 @@ class Sshd:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"sshd {self.name} exited: {(self.root / 'sshd.log').read_text()}")
+                    raise RuntimeError(f"sshd {self.name} exited: {(self.root / 'sshd.log').read_text()}") from None
                 time.sleep(0.1)
         raise RuntimeError(f"sshd {self.name} did not listen on {self.port}")
 

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 from labhosts import Sshd, free_port, inventory_yaml
 

@@ -166,7 +166,7 @@ def test_killed_host_has_its_remaining_configurations_finish_elsewhere(lab):
         # h2's first result is home: it still has repetitions and a configuration to go
         _wait(lambda: any(m["lab"]["host"] == "h2" for m in metas(runs)), 400, "a result of h2")
         h2.kill()                                  # ssh gone, sessions too
-        for pid, cmd in processes_mentioning(str(h2.lab_dir), "perfsuite run"):
+        for pid, _cmd in processes_mentioning(str(h2.lab_dir), "perfsuite run"):
             os.kill(pid, signal.SIGKILL)           # and its perfsuite (QEMU dies with it)
         out, err = proc.communicate(timeout=900)
     finally:
