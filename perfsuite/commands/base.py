@@ -80,6 +80,11 @@ class RunArgs:
     accel: str = "auto"
     timeout: float | None = None
 
+    @property
+    def reps_per_config(self) -> int:
+        """Repetitions each configuration gets: boots x repetitions per boot."""
+        return self.repeat * (self.boots or 1)
+
 
 _RUN_OPTIONS = (
     click.option("--runs-dir", default="runs", show_default=True,

@@ -12,6 +12,7 @@ import sys
 import click
 
 from perfsuite.commands.base import RunArgs, group, run_options
+from perfsuite.commands.run import DEFAULT_BOOTS, DEFAULT_REPEAT
 from perfsuite.errors import BadInput
 
 _INV = click.argument("inventory", type=click.Path(exists=True, dir_okay=False))
@@ -86,7 +87,7 @@ Exit status: 0 all complete, 1 some failed or not run, 2 bad input, 130 interrup
 @lab.command("run", epilog=_RUN_EPILOG, error_prefix="perfsuite lab run: error")
 @_INV
 @click.argument("matrix", required=False, default="jobs/matrix.toml", metavar="[MATRIX]")
-@run_options(repeat_default=5)
+@run_options(repeat_default=DEFAULT_REPEAT, boots_default=DEFAULT_BOOTS)  # as `perfsuite run`
 @_FORKS
 @click.option("--qemu", help="QEMU binary on the hosts (overrides the matrix's `qemu`).")
 @click.option("--label", help="Label of the QEMU build, first part of every run name "
@@ -117,7 +118,7 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
     extra = ["--retries", str(retries)] + (["--qemu", qemu] if qemu else [])
     if len(labels) == 1:  # the same names on every host, whatever QEMU version it has
         extra += ["--label", labels.pop()]
-    progress = Progress(total=len(configs) * run_args.repeat * len(by_class(hosts)), quiet=quiet)
+    progress = Progress(total=len(configs) * run_args.reps_per_config * len(by_class(hosts)), quiet=quiet)
     opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll)
     job = LabRun(hosts, configs, opts, Ansible(inventory, forks=forks), on_event=progress.event)
     try:

@@ -86,7 +86,7 @@ class LabRun:
         return self.runs_dir if len(self.classes) == 1 else self.runs_dir / cls
 
     def missing(self, key: Key) -> int:
-        want = set(range(1, self.opts.run_args.repeat + 1))
+        want = set(range(1, self.opts.run_args.reps_per_config + 1))
         return sum(len(want - complete_reps(self.local_dir(key[0]) / rel)) for rel in self.units[key[1]])
 
     def cost(self, key: Key) -> float:
@@ -111,7 +111,7 @@ class LabRun:
     def run(self) -> None:
         keys = [(cls, u) for cls in self.classes for u in self.units]
         for key in keys:
-            have = self.opts.run_args.repeat * len(self.units[key[1]]) - self.missing(key)
+            have = self.opts.run_args.reps_per_config * len(self.units[key[1]]) - self.missing(key)
             for n in range(have):
                 self.on_event("rep", name=self._label(key), rep=n + 1, status="skipped")
         self.pool = [k for k in keys if self.missing(k) > 0]

@@ -18,7 +18,7 @@ from labhosts import Sshd, processes_mentioning
 pytestmark = [pytest.mark.qemu, pytest.mark.lab, pytest.mark.timeout(1200)]
 
 PERFSUITE = [sys.executable, "-m", "perfsuite.cli"]
-RUN = ["--repeat", "2", "--runtime", "2", "--ramp", "0", "--accel", "tcg", "--poll", "2"]
+RUN = ["--boots", "1", "--repeat", "2", "--runtime", "2", "--ramp", "0", "--accel", "tcg", "--poll", "2"]
 
 MATRIX = """\
 [defaults]
