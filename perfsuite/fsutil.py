@@ -3,6 +3,7 @@ And temp dirs that say who owns them, so that the next run removes those of a de
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -106,3 +107,9 @@ def remove_stale_dirs(root: str | os.PathLike, prefixes: tuple[str, ...]) -> lis
             shutil.rmtree(e.path, ignore_errors=True)
             removed.append(Path(e.path))
     return removed
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes, read in chunks (binaries, kernels, wheels)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from perfsuite.builds import cache
-from perfsuite.builds.common import BuildError, sha256_file
+from perfsuite.builds.common import BuildError
+from perfsuite.fsutil import sha256_file
 from perfsuite.builds.spec import SYSTEM_BINARY, BadSpec, Spec, is_build_spec, parse_spec
 
 __all__ = ["Build", "BuildError", "BadSpec", "resolve", "parse_spec", "is_build_spec",

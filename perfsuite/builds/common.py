@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 from pathlib import Path
@@ -18,14 +17,6 @@ FALLBACK_FIRMWARE = ("/usr/share/seabios", "/usr/share/qemu")
 
 class BuildError(PerfsuiteError):
     prefix = "error: build"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def wrapper_text(binary: str, firmware: list[str], module_dir: str | None, note: str) -> str:

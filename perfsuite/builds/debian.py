@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from perfsuite.builds import cache
-from perfsuite.builds.common import BuildError, sha256_file, write_wrapper
+from perfsuite.builds.common import BuildError, write_wrapper
+from perfsuite.fsutil import sha256_file
 
 PACKAGES = ("qemu-system-x86", "qemu-system-common", "qemu-system-data")
 LISTS_MAX_AGE_S = 24 * 3600

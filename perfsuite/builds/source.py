@@ -28,7 +28,8 @@ from typing import Callable
 import orjson
 
 from perfsuite.builds import cache
-from perfsuite.builds.common import BuildError, sha256_file, write_wrapper
+from perfsuite.builds.common import BuildError, write_wrapper
+from perfsuite.fsutil import sha256_file
 from perfsuite.builds.spec import Spec
 
 RECIPE_VERSION = 1

@@ -22,10 +22,11 @@ from filelock import FileLock
 
 from perfsuite.guest import cpio, image as image_mod, kernel as debian, modules as kmod, stubs
 from perfsuite.guest.image import (BUSYBOX, DEFAULT_FIO_MODE, FIO, FIO_MODES, STUB_DIR, GuestImage,
-                                   ImageError, _fio_fingerprint, _sha256, bzimage_version,
+                                   ImageError, _fio_fingerprint, bzimage_version,
                                    cache_key, cache_root, fio_libraries, initramfs_entries,
                                    unpack_vmlinux)
 from perfsuite.guest.init_script import INIT_SCRIPT
+from perfsuite.fsutil import sha256_file
 
 
 def _say(log, msg: str) -> None:
@@ -53,7 +54,7 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
         "wanted_modules": list(kmod.WANTED),
         "init": hashlib.sha256(INIT_SCRIPT.encode()).hexdigest(),
         "builder": _builder_hash(),
-        "busybox": _sha256(Path(BUSYBOX)),
+        "busybox": sha256_file(Path(BUSYBOX)),
         "fio": _fio_fingerprint(),
         "fio_mode": fio_mode,
         "pvh": pvh,
@@ -73,14 +74,14 @@ def plan_build(kernel: str | os.PathLike | None, modules: str | os.PathLike | No
         # caught here, not by QEMU once per configuration after an image was built and cached
         raise ImageError(f"kernel file {kpath}: not a Linux kernel (no bzImage 'HdrS' setup header, "
                          "not an ELF vmlinux)")
-    inputs["kernel"] = f"file:{_sha256(kpath)}"
+    inputs["kernel"] = f"file:{sha256_file(kpath)}"
     how = {"file": kpath, "moddir": None}
     if modules is not None:
         moddir = Path(modules)
         if not moddir.is_dir():
             raise ImageError(f"modules directory {moddir} not found")
         chosen = kmod.resolve(moddir)
-        inputs["modules"] = [[n, _sha256(p)] for n, p in chosen]
+        inputs["modules"] = [[n, sha256_file(p)] for n, p in chosen]
         how["moddir"] = moddir
     return inputs, how
 

@@ -20,6 +20,7 @@ import platformdirs
 
 from perfsuite.guest import cpio
 from perfsuite.guest.init_script import INIT_SCRIPT
+from perfsuite.fsutil import sha256_file
 
 FORMAT = 1                 # bump when the image layout changes
 BUSYBOX = "/bin/busybox"   # Debian busybox-static: no shared libraries to carry
@@ -65,14 +66,6 @@ def cache_key(inputs: dict) -> str:
     """A short stable hash of the build inputs (pure)."""
     blob = orjson.dumps({"format": FORMAT, **inputs}, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parse_ldd(text: str) -> list[str]:
@@ -164,7 +157,7 @@ def _fio_fingerprint() -> dict:
         real = Path(os.path.realpath(lib))
         st = real.stat()
         libs.append([lib, str(real), st.st_size, int(st.st_mtime)])
-    return {"sha256": _sha256(Path(FIO)), "libs": libs}
+    return {"sha256": sha256_file(FIO), "libs": libs}
 
 
 def perfsuite_conf(module_names: list[str], fio_mode: str, lib_dirs: list[str],

@@ -12,6 +12,7 @@ from pathlib import Path
 import platformdirs
 
 from perfsuite.errors import PerfsuiteError
+from perfsuite.fsutil import sha256_file
 
 # Debian packages a lab host needs to run perfsuite (bootstrap.sh's RUN_PKGS)
 HOST_PACKAGES = ["python3", "python3-venv", "qemu-system-x86", "fio", "busybox-static", "cpio",
@@ -70,14 +71,6 @@ def constraints() -> str:
     return "\n".join(sorted(pins, key=str.lower)) + "\n"
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def setup_vars(staging: Path, apt: bool, log=lambda m: None) -> dict:
     """Build what the setup playbook copies; its extra vars."""
     from perfsuite.guest import ensure_image
@@ -86,7 +79,7 @@ def setup_vars(staging: Path, apt: bool, log=lambda m: None) -> dict:
     cons = staging / "constraints.txt"
     cons.write_text(constraints())
     image = ensure_image(log=log)
-    return {"perfsuite_wheel": str(whl), "perfsuite_wheel_sha": sha256(whl),
+    return {"perfsuite_wheel": str(whl), "perfsuite_wheel_sha": sha256_file(whl),
             "perfsuite_constraints": str(cons), "perfsuite_image_dir": str(image.directory),
             "perfsuite_image_key": image.key, "perfsuite_apt": apt,
             "perfsuite_packages": HOST_PACKAGES}
