@@ -121,6 +121,12 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
     progress = Progress(total=len(configs) * run_args.reps_per_config * len(by_class(hosts)), quiet=quiet)
     opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll)
     job = LabRun(hosts, configs, opts, Ansible(inventory, forks=forks), on_event=progress.event)
+    _drive(job, progress)
+    _report(job, [c.name for c in configs])
+
+
+def _drive(job, progress) -> None:
+    """Run a lab job under the progress display; Ctrl-C stops every host's share."""
     try:
         with progress:
             job.run()
@@ -128,7 +134,6 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
         _interrupted(job)
     finally:
         job.cleanup()
-    _report(job, [c.name for c in configs])
 
 
 def _interrupted(job) -> None:
@@ -213,13 +218,7 @@ def nightly_cmd(inventory, run_args: RunArgs, forks, baseline_qemu, candidate_qe
     job = LabRun(hosts, [a for a, _ in plan.pairs], LabOptions(Path(matrix), args, poll=poll),
                  Ansible(inventory, forks=forks), on_event=progress.event,
                  units=plan.units(), argv_for=plan.argv)
-    try:
-        with progress:
-            job.run()
-    except KeyboardInterrupt:
-        _interrupted(job)
-    finally:
-        job.cleanup()
+    _drive(job, progress)
     worst = 0
     opts = N.NightlyOptions(repeat=args.repeat, threshold=thr)
     for cls in sorted(classes):
