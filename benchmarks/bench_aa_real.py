@@ -1,12 +1,13 @@
 """A/A on real guests: how often does `perfsuite compare` call the same build a regression?
 
-    nice .venv/bin/python benchmarks/bench_aa_real.py [--comparisons 20] [--boots 3] [--repeat 3]
+    nice .venv/bin/python benchmarks/bench_aa_real.py [--comparisons 20] [--boots 3] [--repeat 2]
         [--runtime 5] [--matrix jobs/ci.toml] [--only 'v*-mq*'] [--work DIR] [-o RESULTS-aa-real.md]
 
 Not a CI test: it boots real guests (TCG here), 2 x comparisons x boots guests in all. For each
 comparison it makes two fresh run directories of the SAME build and configuration with the
-default design (`perfsuite run MATRIX --boots K --repeat R`, a subprocess each, labels
-`a` and `b`), then `perfsuite compare A B --format json`, and counts the verdicts. Expected
+default design (`perfsuite run MATRIX --boots K --repeat R`, labels `a` and `b`), made
+boot by boot with the sides interleaved (resume runs boot k of a, then of b, with the first side
+alternating), then `perfsuite compare A B --format json`, and counts the verdicts. Expected
 with alpha 0.05 and the threshold: at most about one `regression` in 20.
 
 It also reports the variance components of every run it made (one-way random effects,
@@ -32,6 +33,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from perfsuite.commands.run import DEFAULT_BOOTS, DEFAULT_REPEAT  # noqa: E402 (after the path)
 
 
 def perfsuite(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -39,8 +42,9 @@ def perfsuite(*args: str, check: bool = True) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, check=check)
 
 
-def run_side(args, runs_dir: Path, label: str) -> None:
-    cmd = ["run", args.matrix, "--runs-dir", str(runs_dir), "--label", label, "--boots", str(args.boots),
+def run_side(args, runs_dir: Path, label: str, boots: int) -> None:
+    """`perfsuite run --boots N` on a runs dir that holds boots 1..N-1 runs boot N only (resume)."""
+    cmd = ["run", args.matrix, "--runs-dir", str(runs_dir), "--label", label, "--boots", str(boots),
            "--repeat", str(args.repeat), "--runtime", str(args.runtime), "--accel", args.accel]
     for o in args.only:
         cmd += ["--only", o]
@@ -92,8 +96,8 @@ def boots_of(runs_dir: Path) -> list[list[np.ndarray]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--comparisons", type=int, default=20)
-    ap.add_argument("--boots", type=int, default=3)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--boots", type=int, default=DEFAULT_BOOTS, help="boots per side (run's default)")
+    ap.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, help="repetitions per boot (run's default)")
     ap.add_argument("--runtime", type=int, default=5)
     ap.add_argument("--accel", default="auto")
     ap.add_argument("--matrix", default="jobs/ci.toml")
@@ -111,8 +115,12 @@ def main() -> None:
     try:
         for i in range(args.comparisons):
             a, b = work / f"{i:02d}" / "a", work / f"{i:02d}" / "b"
-            run_side(args, a, "a")
-            run_side(args, b, "b")
+            # Interleaved boot by boot, first side alternating (a b b a a b ...), so that host
+            # drift and other load land on both sides alike rather than on the second side.
+            for k in range(1, args.boots + 1):
+                order = [(a, "a"), (b, "b")] if (i + k) % 2 else [(b, "b"), (a, "a")]
+                for d, label in order:
+                    run_side(args, d, label, k)
             if args.dry_run:
                 print(f"dry run {i + 1}: plumbing ok")
                 continue
@@ -122,7 +130,8 @@ def main() -> None:
             for row in json.loads(p.stdout)["rows"]:
                 verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
             groups += boots_of(a) + boots_of(b)
-            print(f"comparison {i + 1}/{args.comparisons}: {verdicts}", flush=True)
+            print(f"comparison {i + 1}/{args.comparisons} ({time.perf_counter() - t0:.0f} s): {verdicts}",
+                  flush=True)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
