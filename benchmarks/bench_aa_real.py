@@ -93,6 +93,27 @@ def boots_of(runs_dir: Path) -> list[list[np.ndarray]]:
     return out
 
 
+def _results_in(work: Path) -> int:
+    return sum(1 for f in work.glob("*/*/*/*.json") if not f.name.endswith(".meta.json")) if work.is_dir() else 0
+
+
+def _pvalue_lines(rows: list[dict]) -> list[str]:
+    """Beyond the verdicts: is the test calibrated (p-values roughly uniform under A/A) and
+    is one side systematically faster (a sign test on the ratios)?"""
+    ps = [r["p"] for r in rows if r.get("p") is not None]
+    ratios = [r["ratio"] for r in rows if r.get("ratio") is not None]
+    if not ps or not ratios:
+        return []
+    from scipy.stats import binomtest
+
+    above = sum(x > 1 for x in ratios)
+    return ["", f"p-values (two-sided, before the verdict's threshold rule): {sum(p < 0.05 for p in ps)} of "
+            f"{len(ps)} below 0.05, {sum(p < 0.10 for p in ps)} below 0.10 (expected under A/A: about "
+            f"{0.05 * len(ps):.0f} and {0.10 * len(ps):.0f}), smallest {min(ps):.3f}, median {np.median(ps):.2f}.",
+            f"Ratios b/a: median {np.median(ratios):.3f}, {above} of {len(ratios)} above 1 "
+            f"(sign test, two-sided: p = {binomtest(above, len(ratios)).pvalue:.2f})."]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--comparisons", type=int, default=20)
@@ -112,6 +133,8 @@ def main() -> None:
     t0 = time.perf_counter()
     verdicts: dict[str, int] = {}
     groups: list[list[np.ndarray]] = []
+    rows: list[dict] = []  # compare's row of each comparison (ratio, p)
+    found_before = _results_in(work)  # a rerun with the same --work resumes: nothing is booted again
     try:
         for i in range(args.comparisons):
             a, b = work / f"{i:02d}" / "a", work / f"{i:02d}" / "b"
@@ -129,6 +152,7 @@ def main() -> None:
                 raise SystemExit(f"perfsuite compare failed ({p.returncode}): {p.stderr.strip()[-400:]}")
             for row in json.loads(p.stdout)["rows"]:
                 verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
+                rows.append(row)
             groups += boots_of(a) + boots_of(b)
             print(f"comparison {i + 1}/{args.comparisons} ({time.perf_counter() - t0:.0f} s): {verdicts}",
                   flush=True)
@@ -140,16 +164,20 @@ def main() -> None:
         print(f"dry run: {args.comparisons} x 2 `perfsuite run --dry-run` in {elapsed:.0f} s")
         return
     vc = variance_components(groups)
+    made = _results_in(work) - found_before if args.work else None
     L = ["# A/A on real guests (benchmarks/bench_aa_real.py)", "",
          f"{args.comparisons} comparisons of the same build, {args.matrix} {' '.join(args.only)}, "
          f"--boots {args.boots} --repeat {args.repeat} --runtime {args.runtime} --accel {args.accel}; "
-         f"{elapsed / 60:.1f} min in all.", "",
+         f"{elapsed / 60:.1f} min in all"
+         + (f" ({found_before} repetitions were already in {work} and were reused, {made} made now)"
+            if found_before else "") + ".", "",
          "| verdict | comparisons |", "|---|---:|"]
     L += [f"| {k} | {v} |" for k, v in sorted(verdicts.items())]
     if vc:
         L += ["", f"Variance components of the runs made (relative to each side's mean): within-boot CV "
               f"{vc['within_cv']:.2%}, boot-to-boot CV {vc['boot_cv']:.2%}, ICC {vc['icc']:.2f} "
               f"(df {vc['df_within']:.0f} within, {vc['df_boot']:.0f} between boots)."]
+    L += _pvalue_lines(rows)
     text = "\n".join(L) + "\n"
     Path(args.output).write_text(text)
     print(text)
