@@ -59,14 +59,14 @@ def test_nightly_moderated_borrows_its_prior_from_the_history(tmp_path):
                            [Config(label="candidate", qemu="/b", smp=1, runtime=2, ramp=0)])
     rng = np.random.default_rng(4)
 
-    def run_one(config, runs_dir, reps):
+    def run_one(config, runs_dir, reps, boot):
         for rep in reps:
             write_runs(runs_dir, config.name, 1e5, 0.04, 1, seed=rng, config=config.to_meta(), first_rep=rep)
         return []
 
     from perfsuite.analysis.results import load_runs
 
-    opts = N.NightlyOptions(repeat=4, test="moderated")
+    opts = N.NightlyOptions(boots=4, test="moderated")
     for i in range(4):
         res = N.run_night(pairs, tmp_path / "res", tmp_path / f"runs{i}", opts, run_one,
                           night=f"n{i}", html=False)
