@@ -45,7 +45,7 @@ Histogram = tuple[np.ndarray, np.ndarray]  # (latency in us, ascending; completi
 def histogram(doc: dict) -> Histogram | None:
     """The completion-latency histogram of one fio json+ document, summed over its jobs and
     directions; None when it has no (valid) `clat_ns.bins`."""
-    acc: dict[int, int] = {}
+    keys, counts = [], []
     for job in doc.get("jobs") or []:
         if not isinstance(job, dict):
             return None
@@ -57,14 +57,19 @@ def histogram(doc: dict) -> Histogram | None:
                 continue
             if not isinstance(bins, dict):
                 return None
-            for k, c in bins.items():
-                if not (isinstance(k, str) and k.isdigit() and type(c) is int and c >= 0):
-                    return None
-                acc[int(k)] = acc.get(int(k), 0) + c
-    if not acc or sum(acc.values()) == 0:
+            try:  # keys are decimal strings (ns), counts integers
+                k = np.array([int(x) for x in bins], dtype=np.int64)
+                c = np.array(list(bins.values()))
+            except (TypeError, ValueError, OverflowError):
+                return None
+            if c.size and (c.dtype.kind not in "iu" or (c < 0).any() or (k < 0).any()):
+                return None
+            keys.append(k)
+            counts.append(c)
+    if not keys or sum(int(c.sum()) for c in counts) == 0:
         return None
-    keys = np.array(sorted(acc), dtype=float)
-    return keys / 1000.0, np.array([acc[int(k)] for k in keys], dtype=float)
+    uniq, inv = np.unique(np.concatenate(keys), return_inverse=True)
+    return uniq / 1000.0, np.bincount(inv, weights=np.concatenate(counts).astype(float), minlength=uniq.size)
 
 
 def read_histogram(path: str) -> Histogram | None:
