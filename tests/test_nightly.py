@@ -181,3 +181,15 @@ def test_sequential_looks_at_pairs_of_boot_means(tmp_path):
 def test_cli_needs_two_boots():
     r = CliRunner().invoke(nightly_cmd, ["--baseline-qemu", "q", "--candidate-qemu", "q", "--boots", "1"])
     assert r.exit_code == 2 and "--boots 2 or more" in r.output
+
+
+def test_repeat_alone_keeps_its_old_meaning_with_a_warning():
+    from perfsuite.commands.nightly import night_design
+
+    assert night_design(5, 1, False, False) == (5, 1, None)
+    assert night_design(4, 3, True, True) == (4, 3, None)
+    assert night_design(5, 3, True, False) == (5, 3, None)
+    boots, reps, note = night_design(5, 7, False, True)  # `perfsuite lab nightly` passes --repeat
+    assert (boots, reps) == (7, 1) and "--boots 7" in note
+    r = CliRunner().invoke(nightly_cmd, ["--baseline-qemu", "q", "--candidate-qemu", "q", "--repeat", "1"])
+    assert r.exit_code == 2 and "without --boots" in r.output and "--boots 2 or more" in r.output

@@ -18,6 +18,17 @@ from perfsuite.errors import BadInput, fail, fail_unexpected
 # sequential test's calibration, docs/statistics.md); `perfsuite run`'s --boots / --repeat.
 NIGHT_BOOTS, NIGHT_REPEAT = 5, 1
 
+
+def night_design(boots: int, repeat: int, boots_given: bool, repeat_given: bool) -> tuple[int, int, str | None]:
+    """(boots, repetitions per boot, warning) of the night (pure). `--repeat N` alone keeps
+    its old meaning, N pairs of one-repetition boots, so that existing cron lines and
+    `perfsuite lab nightly` (which passes --repeat) make the same night as before."""
+    if repeat_given and not boots_given:
+        return repeat, 1, (f"--repeat {repeat} without --boots: {repeat} pairs of boots of one "
+                           f"repetition each (its old meaning); write --boots {repeat} "
+                           "(--repeat R is now repetitions per boot, as for perfsuite run)")
+    return boots, repeat, None
+
 _NIGHTLY_EPILOG = """\b
 Outputs (RESULTS_DIR/nights/NIGHT/): summary.md, junit.xml, compare.json, report/index.html;
 history: RESULTS_DIR/history.sqlite (one row per night x configuration).
@@ -82,6 +93,8 @@ def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matr
 def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, results_dir,
              run_args, night, sequential, max_boots, retries, work_root, threshold, test, correction,
              metric, throttle_iops, summary_copy, junit_copy, html) -> int:
+    from dataclasses import replace
+
     from perfsuite.nightly import night as N
     from perfsuite.commands.base import parse_threshold
     from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
@@ -90,6 +103,12 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     from perfsuite.qemu.features import probe
 
     thr = parse_threshold(threshold)
+    ctx = click.get_current_context()
+    given = {n: ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE for n in ("boots", "repeat")}
+    boots, reps, note = night_design(run_args.boots, run_args.repeat, given["boots"], given["repeat"])
+    if note:
+        click.echo(f"warning: {note}", err=True)
+    run_args = replace(run_args, boots=boots, repeat=reps)
     if run_args.boots < 2:
         raise BadInput("nightly needs --boots 2 or more (pairs of boots per configuration)")
     if baseline_label == candidate_label:
