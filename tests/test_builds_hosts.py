@@ -107,7 +107,7 @@ def test_nightly_always_strict_about_hosts(tmp_path):
     from perfsuite.matrix.config import Config
     from perfsuite.nightly import night as N
 
-    def run_one(config, runs_dir, reps):
+    def run_one(config, runs_dir, reps, boot):
         for rep in reps:
             synthetic.write_runs(runs_dir, config.name, 1e5, 0.02, 1, seed=rep, config=config.to_meta(),
                                  first_rep=rep)
@@ -121,7 +121,7 @@ def test_nightly_always_strict_about_hosts(tmp_path):
     pairs = N.pair_configs([Config(label="baseline", qemu="/opt/a/qemu", smp=1, runtime=2, ramp=0)],
                            [Config(label="candidate", qemu="/opt/b/qemu", smp=1, runtime=2, ramp=0)])
     with pytest.raises(N.NightlyError, match=r"hosts differ \(cpu_model: baseline perfsuite model, candidate Intel Xeon\)"):
-        N.run_night(pairs, tmp_path / "res", tmp_path / "runs", N.NightlyOptions(repeat=3), run_one,
+        N.run_night(pairs, tmp_path / "res", tmp_path / "runs", N.NightlyOptions(boots=3), run_one,
                     night="n1", html=False)
 
 

@@ -129,7 +129,7 @@ def test_nightly_debian_baseline_against_git_candidate(tmp_path, backports_run):
     repo = make_standin(tmp_path)
     res = perfsuite("nightly", "--matrix", str(CI_MATRIX), "--only", "*-dataplane",
                     "--baseline-qemu", BACKPORTS, "--candidate-qemu", f"git:{repo}@HEAD",
-                    "--repeat", "2", "--runtime", "2", "--ramp", "0", "--accel", "tcg", "--no-html",
+                    "--boots", "2", "--runtime", "2", "--ramp", "0", "--accel", "tcg", "--no-html",
                     "--results-dir", str(tmp_path / "res"), "--night", "n1", "--work-root", str(tmp_path / "w"))
     assert res.returncode in (0, 1), res.stderr[-3000:]
     night = tmp_path / "res" / "nights" / "n1"

@@ -23,17 +23,18 @@ def pairs(smps=(1, 2)):
 
 
 class FakeRunner:
-    """run_one(config, runs_dir, reps): draws IOPS around truth(config), logs the call order."""
+    """run_one(config, runs_dir, reps, boot): one boot of len(reps) repetitions around
+    truth(config) (boot-to-boot CV boot_cv); logs the calls (name, boot, reps)."""
 
-    def __init__(self, truth, cv=0.03, seed=0):
-        self.truth, self.cv, self.calls = truth, cv, []
+    def __init__(self, truth, cv=0.03, seed=0, boot_cv=0.0):
+        self.truth, self.cv, self.boot_cv, self.calls = truth, cv, boot_cv, []
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, config, runs_dir, reps):
-        for rep in reps:
-            self.calls.append((config.name, rep))
-            synthetic.write_runs(runs_dir, config.name, self.truth(config), self.cv, 1, seed=self.rng,
-                                 config=config.to_meta(), first_rep=rep)
+    def __call__(self, config, runs_dir, reps, boot):
+        self.calls.append((config.name, boot, list(reps)))
+        synthetic.write_runs(runs_dir, config.name, self.truth(config), self.cv, len(reps), seed=self.rng,
+                             config=config.to_meta(), first_rep=reps[0], per_boot=len(reps),
+                             first_boot=boot, boot_cv=self.boot_cv)
         return []
 
 
@@ -47,11 +48,11 @@ def test_pairs_must_differ_only_in_the_build():
 
 def test_interleaved_order_and_an_aa_night(tmp_path):
     fake = FakeRunner(lambda c: 1e5 * c.smp)
-    res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", N.NightlyOptions(repeat=3),
+    res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", N.NightlyOptions(boots=3),
                       fake, night="2026-03-01", html=False)
-    assert fake.calls[:6] == [("baseline-smp-1-dataplane", 1), ("candidate-smp-1-dataplane", 1),
-                              ("baseline-smp-1-dataplane", 2), ("candidate-smp-1-dataplane", 2),
-                              ("baseline-smp-1-dataplane", 3), ("candidate-smp-1-dataplane", 3)]
+    assert fake.calls[:6] == [("baseline-smp-1-dataplane", 1, [1]), ("candidate-smp-1-dataplane", 1, [1]),
+                              ("baseline-smp-1-dataplane", 2, [2]), ("candidate-smp-1-dataplane", 2, [2]),
+                              ("baseline-smp-1-dataplane", 3, [3]), ("candidate-smp-1-dataplane", 3, [3])]
     assert res.exit_code == 0 and "regression" not in set(res.comparison.rows["verdict"])
     assert set(res.outputs) == {"summary", "junit", "json"}
     assert res.outputs["summary"].read_text().startswith("# perfsuite nightly 2026-03-01: no regression")
@@ -61,7 +62,7 @@ def test_interleaved_order_and_an_aa_night(tmp_path):
 
 def test_regression_night_fails_junit_and_exit(tmp_path):
     fake = FakeRunner(lambda c: 1e5 * (0.8 if c.label == "candidate" and c.smp == 2 else 1))
-    res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", N.NightlyOptions(repeat=5),
+    res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", N.NightlyOptions(boots=5),
                       fake, night="n1", html=True)
     assert res.exit_code == 1
     assert res.outputs["html"].stat().st_size > 0  # the night's HTML report is made
@@ -73,7 +74,7 @@ def test_regression_night_fails_junit_and_exit(tmp_path):
 
 def test_sequential_stops_early_when_clear(tmp_path):
     fake = FakeRunner(lambda c: 1e5 * (0.7 if c.label == "candidate" and c.smp == 2 else 1), cv=0.01)
-    opts = N.NightlyOptions(repeat=2, sequential=True, max_repeat=30)
+    opts = N.NightlyOptions(boots=2, sequential=True, max_boots=30)
     res = N.run_night(pairs(), tmp_path / "res", tmp_path / "runs", opts, fake, night="n1", html=False)
     # Huge drop: the first look at which the Bayes factor can reach 2 configs / alpha = 40
     # at all (its ceiling is (1 + n tau^2)^((n-1)/2): 36 at 5 pairs, 130 at 6).
@@ -98,7 +99,7 @@ def test_slow_creep_over_nights_is_named(tmp_path):
     verdicts, reported = [], []
     for i in range(20):
         creep["f"] = 1.0 - 0.005 * max(0, i - 7)
-        res = N.run_night(pairs((1,)), tmp_path / "res", tmp_path / f"runs{i}", N.NightlyOptions(repeat=4),
+        res = N.run_night(pairs((1,)), tmp_path / "res", tmp_path / f"runs{i}", N.NightlyOptions(boots=4),
                           fake, night=f"2026-04-{i + 1:02d}", html=False)
         verdicts.append(res.comparison.rows["verdict"].iloc[0])
         reported += [(i, r.kind, r.night) for r in res.changes.itertuples()]
@@ -145,3 +146,50 @@ def test_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(history_cmd, ["--db", str(empty)])
     assert r.exit_code == 2 and "empty file" in r.output
     assert empty.stat().st_size == 0  # viewing never writes a schema into it
+
+
+def test_schedule_is_runs_boot_plan_a_then_b_per_boot():
+    (a, b), = pairs((1,))
+    assert N.schedule(a, b, 3, 2) == [(a, 1, [1, 2]), (b, 1, [1, 2]), (a, 2, [3, 4]), (b, 2, [3, 4]),
+                                      (a, 3, [5, 6]), (b, 3, [5, 6])]
+
+
+def test_boots_and_repetitions_per_boot_are_honoured(tmp_path):
+    fake = FakeRunner(lambda c: 1e5, cv=0.02, boot_cv=0.02, seed=5)
+    res = N.run_night(pairs((1,)), tmp_path / "res", tmp_path / "runs", N.NightlyOptions(boots=4, repeat=3),
+                      fake, night="n1", html=False)
+    assert [c[1:] for c in fake.calls] == [(k, [3 * k - 2, 3 * k - 1, 3 * k]) for k in (1, 2, 3, 4)
+                                           for _ in (0, 1)]
+    assert [c[0].split("-")[0] for c in fake.calls] == ["baseline", "candidate"] * 4
+    row = res.comparison.rows.iloc[0]
+    assert (row.runs_base, row.runs_cand, row.n_base, row.n_cand) == (12, 12, 4, 4)  # unit: the boot
+    db = H.open_history(tmp_path / "res" / H.FILENAME)
+    assert H.results(db)["base_n"].tolist() == [4]
+    assert res.stops == {"baseline-smp-1-dataplane": ("fixed", 4)}
+
+
+def test_sequential_looks_at_pairs_of_boot_means(tmp_path):
+    fake = FakeRunner(lambda c: 1e5 * (0.7 if c.label == "candidate" else 1), cv=0.01, seed=6)
+    opts = N.NightlyOptions(boots=2, repeat=2, sequential=True, max_boots=30)
+    res = N.run_night(pairs((1,)), tmp_path / "res", tmp_path / "runs", opts, fake, night="n1", html=False)
+    # one configuration: alpha 0.05, the Bayes factor's ceiling passes 20 at 5 pairs of boots
+    decision, k = res.stops["baseline-smp-1-dataplane"]
+    assert decision == "change" and len(fake.calls) == 2 * k
+    assert fake.calls[-1][1:] == (k, [2 * k - 1, 2 * k])
+
+
+def test_cli_needs_two_boots():
+    r = CliRunner().invoke(nightly_cmd, ["--baseline-qemu", "q", "--candidate-qemu", "q", "--boots", "1"])
+    assert r.exit_code == 2 and "--boots 2 or more" in r.output
+
+
+def test_repeat_alone_keeps_its_old_meaning_with_a_warning():
+    from perfsuite.commands.nightly import night_design
+
+    assert night_design(5, 1, False, False) == (5, 1, None)
+    assert night_design(4, 3, True, True) == (4, 3, None)
+    assert night_design(5, 3, True, False) == (5, 3, None)
+    boots, reps, note = night_design(5, 7, False, True)  # `perfsuite lab nightly` passes --repeat
+    assert (boots, reps) == (7, 1) and "--boots 7" in note
+    r = CliRunner().invoke(nightly_cmd, ["--baseline-qemu", "q", "--candidate-qemu", "q", "--repeat", "1"])
+    assert r.exit_code == 2 and "without --boots" in r.output and "--boots 2 or more" in r.output

@@ -29,7 +29,7 @@ QEMU = "qemu-system-x86_64"
 def nightly(tmp: Path, night: str, repeat: int, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
     argv = [sys.executable, "-m", "perfsuite.cli", "nightly", "--baseline-qemu", QEMU,
             "--candidate-qemu", QEMU, "--matrix", str(REPO / "jobs" / "ci.toml"),
-            "--only", "*-smp-2-dataplane", "--repeat", str(repeat), "--runtime", "2", "--ramp", "0",
+            "--only", "*-smp-2-dataplane", "--boots", str(repeat), "--runtime", "2", "--ramp", "0",
             "--accel", "tcg", "--results-dir", str(tmp / "res"), "--work-root", str(tmp / "w"),
             "--night", night, "--no-html", *extra]
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=1400,

@@ -127,6 +127,10 @@ def compare(baseline_df: pd.DataFrame, candidate_df: pd.DataFrame, threshold: fl
     from perfsuite.hostview.findings import host_load_differs  # "different host load"
     result = Comparison(rows, only_b, only_c, params,
                         notes + _accel_warnings(base, cand) + host_load_differs(rows, base, cand))
+    if col in LOG_SCALE:  # tails: json+ histograms when every run of a row has them
+        from perfsuite.analysis import tails
+
+        tails.apply(result, base, cand)
     hosts.annotate(result, base, cand, strict=strict_hosts)  # host differences: warned, rows marked
     return result
 
@@ -266,6 +270,18 @@ def log_welch(a, b, conf: float):
                       ci_rays=np.zeros(len(d), bool))
 
 
+def verdicts(p_adj, ratio, ci_low, ci_high, ci_rays, few, threshold: float, alpha: float,
+             lower_better: bool) -> np.ndarray:
+    """The verdict per row (docs/statistics.md, Verdicts) from its corrected p and interval."""
+    change = np.asarray(ratio, dtype=float) - 1.0
+    worse = change > threshold if lower_better else change < -threshold
+    better = change < -threshold if lower_better else change > threshold
+    sig = p_adj < alpha
+    within = ~ci_rays & (ci_low >= 1 - threshold) & (ci_high <= 1 + threshold)
+    return np.select([few, sig & worse, sig & better, within],
+                     ["inconclusive", "regression", "improvement", "no change"], "inconclusive")
+
+
 def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_better,
           log_scale: bool = False, prior=None) -> pd.DataFrame:
     if not common:
@@ -302,13 +318,7 @@ def _rows(common, gb, gc, threshold, test, correction, alpha, outlier, lower_bet
     p_adj = stats.adjust(p, correction)
     with np.errstate(invalid="ignore", divide="ignore"):
         cv_a, cv_b = np.sqrt(ma.var) / ma.mean, np.sqrt(mb.var) / mb.mean
-        change = w.ratio - 1.0
-    worse = change > threshold if lower_better else change < -threshold
-    better = change < -threshold if lower_better else change > threshold
-    sig = p_adj < alpha
-    within = ~w.ci_rays & (w.ci_low >= 1 - threshold) & (w.ci_high <= 1 + threshold)
-    verdict = np.select([few, sig & worse, sig & better, within],
-                        ["inconclusive", "regression", "improvement", "no change"], "inconclusive")
+    verdict = verdicts(p_adj, w.ratio, w.ci_low, w.ci_high, w.ci_rays, few, threshold, alpha, lower_better)
     return pd.DataFrame({
         "config": [gc[k][0] for k in common],
         "name_base": [gb[k][1] for k in common], "name_cand": [gc[k][1] for k in common],

@@ -322,31 +322,26 @@ def _compact(x: np.ndarray, n: int) -> np.ndarray:
 # ---------------------------------------------------------------- multiplicity
 
 
-def holm(p: Sequence[float]) -> np.ndarray:
-    """Holm step-down adjusted p-values (family-wise error); NaN stays NaN, not counted."""
+def _stepwise(p: Sequence[float], step) -> np.ndarray:
+    """The skeleton of Holm and BH: the finite p-values in ascending order, scaled and made
+    monotone by `step(sorted p, m)`, clipped at 1; NaN stays NaN and is not counted in m."""
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m:
+    if ok.size:
         order = ok[np.argsort(p[ok], kind="stable")]
-        adj = np.maximum.accumulate(p[order] * (m - np.arange(m)))
-        out[order] = np.minimum(adj, 1.0)
+        out[order] = np.minimum(step(p[order], ok.size), 1.0)
     return out
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (family-wise error); NaN stays NaN, not counted."""
+    return _stepwise(p, lambda s, m: np.maximum.accumulate(s * (m - np.arange(m))))
 
 
 def bh(p: Sequence[float]) -> np.ndarray:
     """Benjamini-Hochberg step-up adjusted p-values (false discovery rate)."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m:
-        order = ok[np.argsort(p[ok], kind="stable")]
-        scaled = p[order] * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(scaled[::-1])[::-1]
-        out[order] = np.minimum(adj, 1.0)
-    return out
+    return _stepwise(p, lambda s, m: np.minimum.accumulate((s * m / np.arange(1, m + 1))[::-1])[::-1])
 
 
 CORRECTIONS = {"holm": holm, "bh": bh, "none": lambda p: np.asarray(p, dtype=float)}

@@ -107,11 +107,17 @@ _RUN_OPTIONS = (
 )
 
 
-def run_options(repeat_default: int = 5, boots_default: int | None = None) -> Callable:
+def run_options(repeat_default: int = 5, boots_default: int | None = None,
+                runs_dir_help: str | None = None) -> Callable:
     """Add the shared run options to a command; its callback receives `run_args: RunArgs`.
 
     `repeat_default` / `boots_default` are the command's own defaults (shown in --help).
+    `runs_dir_help`: a command whose --runs-dir has no fixed default (RunArgs.runs_dir is
+    then "" unless given) and this help text.
     """
+    options = _RUN_OPTIONS if runs_dir_help is None else (
+        click.option("--runs-dir", default="", help=runs_dir_help),) + _RUN_OPTIONS[1:]
+
     def decorate(f: Callable) -> Callable:
         @functools.wraps(f)
         def wrapper(*args: Any, runs_dir: str, only: tuple[str, ...], repeat: int | None,
@@ -122,7 +128,7 @@ def run_options(repeat_default: int = 5, boots_default: int | None = None) -> Ca
                                boots=boots if boots is not None else boots_default,
                                runtime=runtime, ramp=ramp, accel=accel, timeout=timeout)
             return f(*args, run_args=run_args, **kwargs)
-        for opt in reversed(_RUN_OPTIONS):
+        for opt in reversed(options):
             wrapper = opt(wrapper)
         for p in wrapper.__click_params__:  # show the command's own defaults
             if p.name == "repeat":

@@ -11,7 +11,23 @@ from pathlib import Path
 
 import click
 
+from perfsuite.commands.base import run_options
 from perfsuite.errors import BadInput, fail, fail_unexpected
+
+# The nightly's design: 5 boots per build and configuration, one repetition in each (the
+# sequential test's calibration, docs/statistics.md); `perfsuite run`'s --boots / --repeat.
+NIGHT_BOOTS, NIGHT_REPEAT = 5, 1
+
+
+def night_design(boots: int, repeat: int, boots_given: bool, repeat_given: bool) -> tuple[int, int, str | None]:
+    """(boots, repetitions per boot, warning) of the night (pure). `--repeat N` alone keeps
+    its old meaning, N pairs of one-repetition boots, so that existing cron lines and
+    `perfsuite lab nightly` (which passes --repeat) make the same night as before."""
+    if repeat_given and not boots_given:
+        return repeat, 1, (f"--repeat {repeat} without --boots: {repeat} pairs of boots of one "
+                           f"repetition each (its old meaning); write --boots {repeat} "
+                           "(--repeat R is now repetitions per boot, as for perfsuite run)")
+    return boots, repeat, None
 
 _NIGHTLY_EPILOG = """\b
 Outputs (RESULTS_DIR/nights/NIGHT/): summary.md, junit.xml, compare.json, report/index.html;
@@ -36,17 +52,13 @@ def _fail(cmd: str, msg: str, code: int = 2) -> None:
 @click.option("--baseline-label", default="baseline", show_default=True)
 @click.option("--candidate-label", default="candidate", show_default=True)
 @click.option("--matrix", default="jobs/matrix.toml", show_default=True, help="Matrix file (TOML).")
-@click.option("--only", multiple=True, metavar="GLOB", help="Only configurations whose name matches (repeatable).")
 @click.option("--results-dir", default="nightly", show_default=True, help="History database and per-night outputs.")
-@click.option("--runs-dir", help="Where runs go (baseline/ and candidate/ inside). Default: RESULTS_DIR/nights/NIGHT/runs.")
+@run_options(repeat_default=NIGHT_REPEAT, boots_default=NIGHT_BOOTS,
+             runs_dir_help="Where runs go (baseline/ and candidate/ inside). Default: RESULTS_DIR/nights/NIGHT/runs.")
 @click.option("--night", help="Night id (default: today's UTC date). Re-running a night replaces it in the history.")
-@click.option("--repeat", default=5, show_default=True, type=click.IntRange(2), help="Pairs (A, B) per configuration.")
-@click.option("--sequential", is_flag=True, help="Add pairs until the sequential mixture t-test decides (at least --repeat, at most --max-repeat; docs/statistics.md).")
-@click.option("--max-repeat", default=38, show_default=True, type=click.IntRange(2))
-@click.option("--runtime", type=click.IntRange(1), help="fio runtime, seconds (overrides the matrix).")
-@click.option("--ramp", type=click.IntRange(0), help="fio ramp_time, seconds (overrides the matrix).")
-@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True)
-@click.option("--timeout", type=click.FloatRange(1), help="Seconds allowed per repetition.")
+@click.option("--sequential", is_flag=True, help="Add pairs of boots until the sequential mixture t-test decides (at least --boots, at most --max-boots; docs/statistics.md).")
+@click.option("--max-boots", "--max-repeat", "max_boots", default=38, show_default=True, type=click.IntRange(2),
+              help="Cap on the pairs of boots of --sequential (--max-repeat: its old name).")
 @click.option("--retries", default=1, show_default=True, type=click.IntRange(0))
 @click.option("--work-root", type=click.Path(file_okay=False), help="Where per-boot work dirs go (default: the temp dir).")
 @click.option("--threshold", default="5%", show_default=True, help="Smallest change that counts (0.05 or 5%).")
@@ -58,9 +70,9 @@ def _fail(cmd: str, msg: str, code: int = 2) -> None:
 @click.option("--summary", "summary_copy", type=click.Path(dir_okay=False), help="Also write the markdown summary here.")
 @click.option("--junit", "junit_copy", type=click.Path(dir_okay=False), help="Also write the JUnit XML here.")
 @click.option("--html/--no-html", default=True, show_default=True, help="HTML report via `perfsuite report`.")
-def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, only, results_dir,
-            runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
-            work_root, threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> None:
+def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, results_dir,
+            run_args, night, sequential, max_boots, retries, work_root, threshold, test, correction,
+            metric, throttle_iops, summary_copy, junit_copy, html) -> None:
     """Run the matrix for a baseline and a candidate QEMU, interleaved; compare; record."""
     try:
         code = _nightly(**locals())
@@ -78,9 +90,11 @@ def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matr
     sys.exit(code)
 
 
-def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, only, results_dir,
-             runs_dir, night, repeat, sequential, max_repeat, runtime, ramp, accel, timeout, retries,
-             work_root, threshold, test, correction, metric, throttle_iops, summary_copy, junit_copy, html) -> int:
+def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, results_dir,
+             run_args, night, sequential, max_boots, retries, work_root, threshold, test, correction,
+             metric, throttle_iops, summary_copy, junit_copy, html) -> int:
+    from dataclasses import replace
+
     from perfsuite.nightly import night as N
     from perfsuite.commands.base import parse_threshold
     from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
@@ -89,11 +103,19 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     from perfsuite.qemu.features import probe
 
     thr = parse_threshold(threshold)
+    ctx = click.get_current_context()
+    given = {n: ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE for n in ("boots", "repeat")}
+    boots, reps, note = night_design(run_args.boots, run_args.repeat, given["boots"], given["repeat"])
+    if note:
+        click.echo(f"warning: {note}", err=True)
+    run_args = replace(run_args, boots=boots, repeat=reps)
+    if run_args.boots < 2:
+        raise BadInput("nightly needs --boots 2 or more (pairs of boots per configuration)")
     if baseline_label == candidate_label:
         raise BadInput("--baseline-label and --candidate-label must differ")
     night = night or N.night_id()
     results = Path(results_dir)
-    runs = Path(runs_dir) if runs_dir else results / "nights" / night / "runs"
+    runs = Path(run_args.runs_dir) if run_args.runs_dir else results / "nights" / night / "runs"
     from perfsuite.builds import resolve  # build specs (debian:, git:) -> binaries, before validation
     baseline_qemu, candidate_qemu = (str(resolve(q, log=lambda m: click.echo(m, err=True)).binary)
                                      for q in (baseline_qemu, candidate_qemu))
@@ -103,8 +125,8 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     try:
         sides = []
         for qemu, label in ((baseline_qemu, baseline_label), (candidate_qemu, candidate_label)):
-            over = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}
-            sides.append(select(load_matrix(matrix, over), only))
+            over = {"runtime": run_args.runtime, "ramp": run_args.ramp, "qemu": qemu, "label": label}
+            sides.append(select(load_matrix(matrix, over), run_args.only))
         validate(sides[0] + sides[1], probe=probe, host_mem_mb=host_memory_mb())
         pairs = N.pair_configs(*sides)
     except (ConfigError, N.NightlyError) as exc:
@@ -114,15 +136,16 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     from perfsuite.run.runner import RunOptions, Runner, RunnerError, run_config
 
     install_signal_handlers()
-    runner = Runner(options=RunOptions(accel=accel, timeout=timeout, retries=retries,
-                                                     work_root=work_root),
+    runner = Runner(options=RunOptions(accel=run_args.accel, timeout=run_args.timeout, retries=retries,
+                                       work_root=work_root),
                     on_event=lambda kind, **d: _event(kind, d))
+    opts = N.NightlyOptions(boots=run_args.boots, repeat=run_args.repeat, sequential=sequential,
+                            max_boots=max_boots, threshold=thr, test=test, correction=correction, metric=metric)
+    cap = max(opts.max_boots, opts.boots) if sequential else opts.boots
 
-    def run_one(c, d, reps):
-        return run_config(c, d, reps, runner)
+    def run_one(c, d, reps, boot):  # one boot of `reps` repetitions, numbered as run's are
+        return run_config(c, d, reps, runner, boot=boot, planned_boots=cap)
 
-    opts = N.NightlyOptions(repeat=repeat, sequential=sequential, max_repeat=max_repeat,
-                            threshold=thr, test=test, correction=correction, metric=metric)
     try:
         res = N.run_night(pairs, results, runs, opts, run_one, night=night, html=html,
                           log=lambda m: click.echo(m, err=True))

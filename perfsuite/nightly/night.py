@@ -1,24 +1,27 @@
 """The nightly procedure: baseline vs candidate QEMU, interleaved, compared, remembered.
 
     for each configuration of the matrix:
-        A1 B1 A2 B2 ... (baseline, candidate, alternating; one boot per repetition)
+        A1 B1 A2 B2 ... (boot k of the baseline, then boot k of the candidate; `boots` boots
+                         per build, `repeat` fio repetitions in each)
     compare (perfsuite.analysis.comparison)  ->  history (perfsuite.nightly.history)  ->  summary.md, junit.xml,
     compare.json, report/index.html (when `perfsuite report` is available); exit 0/1/2.
 
 Why interleaved: a host that slows down during the night (thermal, a neighbour, a backup
 job) then hurts A and B of a configuration alike instead of posing as a regression.
-Why one boot per repetition: boot-to-boot variation is real and must be in the spread.
+Why several boots: boot-to-boot variation is real and must be in the spread; the unit of
+every test is the boot mean (a boot's repetitions share its state). The schedule is
+`perfsuite run`'s (`runner.boot_plan`), so `--boots` / `--repeat` mean the same in both.
 
-Sequential mode (`sequential=True`): from `repeat` pairs on, each configuration is looked at
-after every pair with the mixture sequential t-test of perfsuite.analysis.sequential (paired
+Sequential mode (`sequential=True`): from `boots` pairs of boots on, each configuration is
+looked at after every pair with the mixture sequential t-test of perfsuite.analysis.sequential (paired
 log-ratios of boot means, alpha / configs per configuration) and stops as soon as it decides
-("change" or "no change") or at `max_repeat` pairs. That test, not a fixed-n test applied to
+("change" or "no change") or at `max_boots` pairs. That test, not a fixed-n test applied to
 optionally stopped data, gives the night's verdict, its anytime-valid p, its confidence
 sequence and a bias-adjusted ratio (`sequential_rows`); `compare` still fills the rest.
 
-The runner is called through `run_one(config, runs_dir, reps)`, by default
-`perfsuite.run.runner.run_config` with one shared `Runner` (KVM probed once); tests pass a
-function that writes synthetic runs.
+The runner is called once per boot through `run_one(config, runs_dir, reps, boot)`, by
+default `perfsuite.run.runner.run_config` with one shared `Runner` (KVM probed once); tests
+pass a function that writes synthetic runs.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ class NightlyError(PerfsuiteError):
 
 @dataclass
 class NightlyOptions:
-    repeat: int = 5
+    boots: int = 5        # boots per build and configuration: the pairs (A boot k, B boot k)
+    repeat: int = 1       # fio repetitions per boot
     sequential: bool = False
-    max_repeat: int = 38  # the sequential design's 90% power point (analysis/sequential.py)
+    max_boots: int = 38   # the sequential design's 90% power point (analysis/sequential.py)
     threshold: float = 0.05
     test: str = "welch"
     correction: str = "holm"
@@ -113,7 +117,15 @@ def _values(runs_dir: Path, name: str, metric: str):
 def design(opts: NightlyOptions, configs: int) -> seq.Design:
     """The night's sequential design: alpha split over the configurations (Bonferroni)."""
     return seq.Design(alpha=opts.alpha / max(configs, 1), threshold=opts.threshold,
-                      n_min=max(3, opts.repeat), n_max=max(opts.max_repeat, opts.repeat))
+                      n_min=max(3, opts.boots), n_max=max(opts.max_boots, opts.boots))
+
+
+def schedule(a, b, boots: int, repeat: int) -> list[tuple]:
+    """(config, boot, repetitions) of one configuration's pairs in the order they run: boot k
+    of the baseline, then boot k of the candidate (pure; `perfsuite run`'s boot_plan)."""
+    from perfsuite.run.runner import boot_plan
+
+    return boot_plan([a, b], boots, repeat)
 
 
 def paired(base_dir: Path, cand_dir: Path, a, b, metric: str):
@@ -126,29 +138,32 @@ def paired(base_dir: Path, cand_dir: Path, a, b, metric: str):
 
 def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: NightlyOptions,
               run_one: RunOne, log: Callable[[str], None] = lambda m: None):
-    """Run each config's pairs interleaved (A1 B1 A2 B2 ...). Returns ({config: (decision,
-    pairs)}, [failure strings])."""
+    """Run each config's pairs of boots interleaved (A1 B1 A2 B2 ..., `opts.repeat`
+    repetitions per boot). Returns ({config: (decision, pairs of boots)}, [failure strings])."""
     stops: dict[str, tuple[str, int]] = {}
     failures: list[str] = []
-    cap = max(opts.max_repeat, opts.repeat) if opts.sequential else opts.repeat
+    cap = max(opts.max_boots, opts.boots) if opts.sequential else opts.boots
     des = design(opts, len(pairs))
     for a, b in pairs:
-        decision = "fixed"
-        rep = 0
-        for rep in range(1, cap + 1):
-            for c, d in ((a, base_dir), (b, cand_dir)):
-                for o in run_one(c, d, [rep]) or []:
+        decision, k = "fixed", 0
+        plan = schedule(a, b, cap, opts.repeat)
+        for i in range(0, len(plan), 2):
+            for c, boot, reps in plan[i:i + 2]:
+                d = base_dir if c is a else cand_dir
+                for o in run_one(c, d, reps, boot) or []:
                     if getattr(o, "status", "ok") not in ("ok", "skipped"):
                         failures.append(f"{c.name} #{o.rep}: {o.status}: {o.error}")
-            if opts.sequential and rep >= des.n_min:
+            k = i // 2 + 1
+            if opts.sequential and k >= des.n_min:
                 # Two-sided: the stop does not care which direction is "better".
                 d = paired(base_dir, cand_dir, a, b, opts.metric)
                 if d.size >= 2:
                     decision = str(seq.run_paths(d[None, :], des).decision[0])
                     if decision != seq.SEQ_CONTINUE:
                         break
-        stops[a.name] = (decision, rep)
-        log(f"{a.name} / {b.name}: {rep} pair(s){'' if decision == 'fixed' else f', sequential: {decision}'}")
+        stops[a.name] = (decision, k)
+        log(f"{a.name} / {b.name}: {k} pair(s) of boots x {opts.repeat}"
+            + ("" if decision == "fixed" else f", sequential: {decision}"))
     return stops, failures
 
 
@@ -219,7 +234,7 @@ def summary_markdown(night: str, comparison, info: dict, stops: dict, failures: 
     lines.append(render_markdown(comparison))
     if stops and any(d != "fixed" for d, _ in stops.values()):
         lines += ["## Sequential stops", ""]
-        lines += [f"- {name}: {d} after {n} pair(s)" for name, (d, n) in stops.items()]
+        lines += [f"- {name}: {d} after {n} pair(s) of boots" for name, (d, n) in stops.items()]
         lines.append("")
     if failures:
         lines += ["## Failed repetitions", ""] + [f"- {f}" for f in failures] + [""]

@@ -151,9 +151,12 @@ class Boot:
         from perfsuite.qemu.argv import build_argv
         self._seen: set[int] = set()
         (self.workdir / "job.fio").write_bytes(job.encode("utf-8", "surrogateescape"))
+        # json+ (the init script's --output-format=json, overridden: fio's last one wins):
+        # the completion-latency histogram that `compare --metric p99` takes its interval from
         guest.write_plan(self.workdir, guest.GuestPlan(
-            repetitions=self.reps, fio_job="job.fio", device=GUEST_DEVICE, scheduler="none",
-            poweroff=poweroff, ramp=config.ramp, window_ack=_hostview_enabled()))
+            repetitions=self.reps, fio_job="job.fio", fio_args=["--output-format=json+"],
+            device=GUEST_DEVICE, scheduler="none", poweroff=poweroff, ramp=config.ramp,
+            window_ack=_hostview_enabled()))
         sock = self.workdir / "qmp.sock"
         if len(str(sock)) > 100:  # AF_UNIX path limit
             self._sockdir = owned_tempdir("psq-")
