@@ -75,7 +75,7 @@ def setup(inventory: str, forks: int, apt: bool) -> None:
 
 _RUN_EPILOG = """\b
 Each host runs `perfsuite run` on its share (all repetitions of a configuration on one host,
-shares balanced by expected wall time); results come home as they complete, every meta
+or with --spread its boots on different hosts; shares balanced by expected wall time); results come home as they complete, every meta
 naming its host and class ("lab": {"host", "class"}). A host lost in the middle (ssh gone,
 perfsuite killed) has its unfinished configurations moved to another host of its class;
 repetitions already home are kept and resumed from, none is counted twice. With several
@@ -96,9 +96,12 @@ Exit status: 0 all complete, 1 some failed or not run, 2 bad input, 130 interrup
               help="Extra attempts for a failed repetition (on its host).")
 @click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.2),
               help="Seconds between collections.")
+@click.option("--spread", is_flag=True,
+              help="Spread each configuration's boots over the hosts of its class (host-level "
+                   "replication) instead of running all of them on one host.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: str | None,
-            label: str | None, retries: int, poll: float, quiet: bool) -> None:
+            label: str | None, retries: int, poll: float, spread: bool, quiet: bool) -> None:
     """Run MATRIX (default jobs/matrix.toml) across the hosts of INVENTORY into RUNS_DIR."""
     from pathlib import Path
 
@@ -119,7 +122,7 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
     if len(labels) == 1:  # the same names on every host, whatever QEMU version it has
         extra += ["--label", labels.pop()]
     progress = Progress(total=len(configs) * run_args.reps_per_config * len(by_class(hosts)), quiet=quiet)
-    opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll)
+    opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll, spread=spread)
     job = LabRun(hosts, configs, opts, Ansible(inventory, forks=forks), on_event=progress.event)
     _drive(job, progress)
     _report(job, [c.name for c in configs])
@@ -155,9 +158,9 @@ def _report(job, names: list[str]) -> None:
     for host, why in job.lost.items():
         click.echo(f"host {host} lost: {why}", err=True)
     for key in sorted(job.failed):
-        click.echo(f"{'/'.join(key)}: repetitions failed on its host (see its .meta.json/.log)", err=True)
+        click.echo(f"{job.describe(key)}: repetitions failed on its host (see its .meta.json/.log)", err=True)
     for key in job.not_run:
-        click.echo(f"{'/'.join(key)}: not run (no host of class {key[0]} left)", err=True)
+        click.echo(f"{job.describe(key)}: not run (no host of class {key[0]} left)", err=True)
     if job.duplicates:
         click.echo(f"{job.duplicates} repetition(s) arrived twice (moved off a lost host); "
                    "the first copy counts", err=True)
@@ -230,5 +233,5 @@ def nightly_cmd(inventory, run_args: RunArgs, forks, baseline_qemu, candidate_qe
     for host, why in job.lost.items():
         click.echo(f"host {host} lost: {why}", err=True)
     for key in job.not_run + sorted(job.failed):
-        click.echo(f"{'/'.join(key)}: not complete", err=True)
+        click.echo(f"{job.describe(key)}: not complete", err=True)
     sys.exit(max(worst, 1 if (job.failed or job.not_run) else 0))

@@ -44,6 +44,9 @@ def lab(tmp_path_factory, client_key):
     (jobs / "fio.job").write_text((Path(__file__).parents[2] / "jobs" / "fio.job").read_text())
     lab.matrix = jobs / "lab.toml"
     (jobs / "night.toml").write_text(MATRIX.replace("queue_size = [128, 256]", "queue_size = 256"))
+    (jobs / "one.toml").write_text(MATRIX.replace("dataplane = [true, false]", "dataplane = true")
+                                   .replace("queue_size = [128, 256]", "queue_size = 128"))
+    lab.one = jobs / "one.toml"
     lab.inv = lab.inventory()
     first = perfsuite("lab", "setup", str(lab.inv))
     assert first.returncode == 0, first.stdout + first.stderr
@@ -57,8 +60,8 @@ def lab(tmp_path_factory, client_key):
             pass
 
 
-def perfsuite(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([*PERFSUITE, *args], capture_output=True, text=True, timeout=timeout)
+def perfsuite(*args: str, timeout: float = 900, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*PERFSUITE, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def metas(runs: Path) -> list[dict]:
@@ -183,3 +186,84 @@ def test_killed_host_has_its_remaining_configurations_finish_elsewhere(lab):
     assert len(moved) > 4                           # h1 finished h2's share
     assert any(m["lab"]["host"] == "h2" for m in ms)  # h2's finished results are kept
     assert processes_mentioning(str(h2.lab_dir), "qemu-system") == []
+
+
+TINY = ["--runtime", "2", "--ramp", "0", "--accel", "tcg"]
+
+
+def test_spread_puts_the_boots_of_one_configuration_on_both_hosts(lab):
+    runs = lab.root / "runs-spread"
+    args = [str(lab.inv), str(lab.one), "--runs-dir", str(runs), "--spread", "--boots", "2",
+            "--repeat", "1", "--poll", "2", *TINY]
+    out = perfsuite("lab", "run", *args)
+    assert out.returncode == 0, out.stderr
+    ms = metas(runs)
+    assert len(ms) == 2 and len({m["name"] for m in ms}) == 1 and all(m["status"] == "ok" for m in ms)
+    # boot k holds repetition k (repeat 1); each boot on its own host, and the meta says which
+    assert sorted((m["boot"], m["rep"]) for m in ms) == [(1, 1), (2, 2)]
+    assert {m["lab"]["host"] for m in ms} == {"h1", "h2"}
+    assert "1 boot(s) of 1 configuration(s)" in out.stderr
+    again = perfsuite("lab", "run", *args)     # resume: nothing left, nothing dispatched
+    assert again.returncode == 0 and "started" not in again.stderr
+    assert len(metas(runs)) == 2
+    assert qemu_of(lab) == []
+
+
+def test_lab_table_is_the_local_table_within_noise(lab):
+    """The same one-configuration matrix (2 boots x 2 repetitions) run here and through the
+    lab: the lab adds nothing to the numbers. Assumed: per-boot log IOPS are normal with the
+    same mean on both sides (same machine, same QEMU, one guest at a time: a lone
+    configuration runs on one host), so compare's 95% Welch CI of the ratio covers 1 except
+    5% of the time; its width comes from the boot-to-boot spread seen in these very runs.
+    Both run from one folder with the same relative matrix path, as a user would: the
+    fio_job each meta records (relative to the cwd) is then the same, and compare matches."""
+    local, remote = lab.root / "runs-local", lab.root / "runs-lab"
+    design = ["--boots", "2", "--repeat", "2", *TINY]
+    matrix = str(lab.one.relative_to(lab.root))
+    here = perfsuite("run", matrix, "--runs-dir", str(local), "--quiet", *design, cwd=lab.root)
+    assert here.returncode == 0, here.stderr
+    there = perfsuite("lab", "run", str(lab.inv), matrix, "--runs-dir", str(remote),
+                      "--poll", "2", *design, cwd=lab.root)
+    assert there.returncode == 0, there.stderr
+    assert sorted(p.name for p in local.iterdir() if p.is_dir()) == \
+        sorted(p.name for p in remote.iterdir() if p.is_dir())
+    got = perfsuite("compare", str(local), str(remote), "--format", "json")
+    assert got.returncode in (0, 1), got.stderr
+    rows = json.loads(got.stdout)["rows"]
+    assert len(rows) == 1
+    r = rows[0]
+    assert (r["n_base"], r["n_cand"]) == (2, 2)    # boots are the unit on both sides
+    assert r["ci_low"] <= 1.0 <= r["ci_high"], r
+    assert r["verdict"] not in ("regression", "improvement"), r
+
+
+def test_rebooted_host_comes_back_and_nothing_is_counted_twice(lab):
+    runs = lab.root / "runs-reboot"
+    h2 = lab.host("h2")
+    err_path = lab.root / "reboot.err"
+    with open(err_path, "w") as err_f:
+        proc = subprocess.Popen([*PERFSUITE, "lab", "run", str(lab.inv), str(lab.matrix),
+                                 "--runs-dir", str(runs), *RUN], stdout=subprocess.PIPE,
+                                stderr=err_f, text=True)
+        try:
+            _wait(lambda: any(m["lab"]["host"] == "h2" for m in metas(runs)), 400, "a result of h2")
+            h2.kill()                               # the "reboot": ssh gone, sessions too,
+            for pid, _cmd in processes_mentioning(str(h2.lab_dir), "perfsuite run"):
+                os.kill(pid, signal.SIGKILL)        # its perfsuite and QEMU gone
+            _wait(lambda: "h2 lost" in err_path.read_text(), 300, "the controller to lose h2")
+            h2.start(Path(f"{lab.key}.pub"))        # the host is up again
+            out, _ = proc.communicate(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if h2.proc is None:
+                h2.start(Path(f"{lab.key}.pub"))
+    err = err_path.read_text()
+    assert proc.returncode == 0, err
+    assert "h2 lost" in err and "h2 is back" in err
+    ms = metas(runs)
+    reps = sorted((m["name"], m["rep"]) for m in ms)
+    assert len(reps) == 8 and len(set(reps)) == 8 and all(m["status"] == "ok" for m in ms)
+    assert any(m["lab"]["host"] == "h2" for m in ms)       # its finished results are kept
+    assert processes_mentioning(str(h2.lab_dir), "qemu-system") == []
+    assert processes_mentioning(str(lab.root), "perfsuite run") == []

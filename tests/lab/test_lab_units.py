@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from perfsuite.lab.ansible import parse_events
 from perfsuite.lab.check import row
@@ -38,6 +38,7 @@ def test_assign_counts_existing_load():
     assert plan == {"busy": [], "idle": ["x"]}
 
 
+@settings(deadline=None)  # a shared 2-core machine: time per example is not the property
 @given(st.dictionaries(st.text(min_size=1, max_size=5), st.floats(0, 1000), max_size=30),
        st.integers(1, 6))
 def test_assign_places_every_item_exactly_once_within_lpt_bound(costs, n):
@@ -45,8 +46,63 @@ def test_assign_places_every_item_exactly_once_within_lpt_bound(costs, n):
     plan = assign(costs, hosts)
     placed = [i for items in plan.values() for i in items]
     assert sorted(placed) == sorted(costs)
-    lower = max(sum(costs.values()) / n, max(costs.values(), default=0.0))
-    assert makespan(costs, plan) <= lower * 4 / 3 + 1e-6 * (1 + lower)
+    top = max(costs.values(), default=0.0)
+    # greedy onto the least loaded host: at most the mean load plus (1 - 1/n) of the longest
+    assert makespan(costs, plan) <= sum(costs.values()) / n + top * (1 - 1 / n) + 1e-6 * (1 + top)
+    if n ** len(costs) <= 2000:  # small enough to know the best makespan: LPT is within 4/3 of it
+        best = _best_makespan(list(costs.values()), n)
+        assert makespan(costs, plan) <= best * 4 / 3 + 1e-6 * (1 + best)
+
+
+def _best_makespan(costs: list[float], n: int) -> float:
+    import itertools
+    return min((max(sum(c for c, h in zip(costs, hs) if h == k) for k in range(n))
+                for hs in itertools.product(range(n), repeat=len(costs))), default=0.0)
+
+
+@settings(deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 4))
+def test_spread_puts_a_configurations_boots_on_different_hosts(configs, boots, n):
+    from perfsuite.lab.dispatch import boot_numbers
+    hosts = [f"h{i}" for i in range(n)]
+    costs = {("default", f"c{c}", b): 10.0 + c for b in range(1, boots + 1) for c in range(configs)}
+    plan = assign(costs, hosts, group=lambda k: k[1])
+    assert sorted(k for ks in plan.values() for k in ks) == sorted(costs)
+    for c in range(configs):
+        per_host = [sum(1 for k in plan[h] if k[1] == f"c{c}") for h in hosts]
+        # as many hosts as there are boots (or hosts), and no host with two boots more than another
+        assert sum(1 for x in per_host if x) == min(boots, n)
+        assert max(per_host) - min(per_host) <= 1
+    for h in hosts:  # what the host is told to run: exactly its boots, per configuration
+        want: dict = {}
+        for _, name, b in plan[h]:
+            want.setdefault(name, []).append(b)
+        assert boot_numbers(plan[h]) == {k: sorted(v) for k, v in want.items()}
+
+
+def test_boot_plan_keeps_only_the_chosen_boots_and_their_repetitions():
+    from types import SimpleNamespace as NS
+
+    from perfsuite.commands.base import parse_boot_numbers
+    from perfsuite.errors import BadInput
+    from perfsuite.run.runner import boot_plan, continuation_boot
+    a, b = NS(name="a"), NS(name="b")
+    full = boot_plan([a, b], 3, 2)
+    assert [(c.name, k, r) for c, k, r in full] == [
+        ("a", 1, [1, 2]), ("b", 1, [1, 2]), ("a", 2, [3, 4]), ("b", 2, [3, 4]),
+        ("a", 3, [5, 6]), ("b", 3, [5, 6])]
+    numbers = parse_boot_numbers(("a=3,2", "1"), 3)
+    assert numbers == {"a": (2, 3), None: (1,)}
+    part = boot_plan([a, b], 3, 2, numbers)
+    assert [(c.name, k, r) for c, k, r in part] == [("b", 1, [1, 2]), ("a", 2, [3, 4]), ("a", 3, [5, 6])]
+    assert parse_boot_numbers((), 3) is None
+    for bad in ("a=4", "0", "a=x", "=1"):
+        with pytest.raises(BadInput, match="--boot-numbers"):
+            parse_boot_numbers((bad,), 3)
+    # a boot continued after a timeout keeps its slot's residue: two hosts never collide
+    assert continuation_boot(2, 3, {1, 2, 3}) == 5
+    assert continuation_boot(2, 3, {2, 5}) == 8
+    assert continuation_boot(3, 3, {3}) != continuation_boot(1, 3, {1})
 
 
 def test_expected_seconds_grows_with_repetitions():
@@ -99,3 +155,15 @@ def test_unpack_counts_a_repetition_once_and_refreshes_its_own_console(tmp_path)
     assert not (tmp_path / "evil").exists()
     # a pack whose metas name another host (e.g. results pushed to resume from) brings nothing
     assert unpack(_pack(tmp_path, "h3", rep=2, tag="d"), dest, "h1") == []
+
+
+def test_matrix_folder_on_the_host_keeps_the_relative_path_run_records(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from perfsuite.lab.dispatch import input_dir
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs").mkdir()
+    assert input_dir(Path("jobs/m.toml")) == "jobs"
+    assert input_dir(tmp_path / "jobs" / "m.toml") == "jobs"
+    assert input_dir(Path("m.toml")) == "."
+    assert input_dir(Path("../m.toml")) == "input" == input_dir(Path("/elsewhere/m.toml"))
