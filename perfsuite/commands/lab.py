@@ -52,19 +52,25 @@ def check(inventory: str, forks: int, probe: bool) -> None:
 @_FORKS
 @click.option("--apt/--no-apt", default=True, show_default=True,
               help="Install missing Debian packages on the hosts (apt-get, as the ssh user).")
-def setup(inventory: str, forks: int, apt: bool) -> None:
+@click.option("--matrix", type=click.Path(exists=True, dir_okay=False),
+              help="Install the QEMU builds this matrix's `qemu` names (debian:, git: specs).")
+@click.option("--build", "builds", multiple=True, metavar="SPEC",
+              help="Also install this QEMU build (debian:SUITE|VERSION, git:REPO@REF; repeatable).")
+def setup(inventory: str, forks: int, apt: bool, matrix: str | None, builds: tuple[str, ...]) -> None:
     """Install packages, a venv with this checkout's perfsuite (as a wheel) at this machine's
-    dependency versions, and the guest image on every host. A second setup changes nothing."""
+    dependency versions, the guest image and the QEMU builds named by --matrix / --build on
+    every host (each host builds or fetches them itself). A second setup changes nothing."""
     import tempfile
     from pathlib import Path
 
     from perfsuite.lab.ansible import Ansible
     from perfsuite.lab.inventory import load_inventory
-    from perfsuite.lab.provision import setup_vars, summarize
+    from perfsuite.lab.provision import build_specs, setup_vars, summarize
 
     hosts = load_inventory(inventory)
+    specs = build_specs(matrix, builds)
     with tempfile.TemporaryDirectory(prefix="perfsuite-lab-setup-") as tmp:
-        extra = setup_vars(Path(tmp), apt, log=lambda m: click.echo(m, err=True))
+        extra = setup_vars(Path(tmp), apt, log=lambda m: click.echo(m, err=True), builds=specs)
         outcomes = Ansible(inventory, forks=forks).play("setup", extra)
     lines, ok = summarize(outcomes, hosts)
     click.echo("\n".join(lines))

@@ -83,6 +83,30 @@ def test_setup_twice_changes_nothing_and_says_so(lab):
         assert (h.lab_dir / "venv" / "bin" / "perfsuite").exists()
 
 
+def test_setup_installs_the_builds_a_matrix_names_once(lab):
+    """A git: spec of the builds tests' stand-in repository (its build wraps the system QEMU:
+    seconds, not the 6 minutes of a real tree): each host builds it with its own perfsuite
+    into its own cache; a second setup finds it cached and says nothing changed."""
+    from test_builds import make_standin
+    repo = make_standin(lab.root)
+    spec = f"git:{repo}@HEAD"
+    matrix = lab.root / "jobs" / "builds.toml"
+    matrix.write_text(MATRIX.replace("[defaults]\n", f'[defaults]\nqemu = "{spec}"\nlabel = "standin"\n'))
+    first = perfsuite("lab", "setup", str(lab.inv), "--matrix", str(matrix))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "h1: changed: qemu builds" in first.stdout and "h2: changed: qemu builds" in first.stdout
+    for h in lab.hosts:   # in the host's cache, where its `perfsuite run` looks
+        env = {**os.environ, "PERFSUITE_CACHE": str(h.lab_dir / "cache")}
+        got = subprocess.run([str(h.lab_dir / "venv" / "bin" / "perfsuite"), "build", "list", "--json"],
+                             capture_output=True, text=True, env=env, check=True)
+        assert [b["spec"] for b in json.loads(got.stdout)] == [spec]
+    again = perfsuite("lab", "setup", str(lab.inv), "--build", spec)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "all 2 host(s) already set up: nothing changed" in again.stdout
+    bad = perfsuite("lab", "setup", str(lab.inv), "--build", "git:@v1")
+    assert bad.returncode == 2 and "git:@v1" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_lab_run_completes_and_every_result_names_its_host(lab):
     from labhosts import free_port, inventory_yaml
     runs = lab.root / "runs-complete"
