@@ -167,3 +167,86 @@ def test_matrix_folder_on_the_host_keeps_the_relative_path_run_records(tmp_path,
     assert input_dir(tmp_path / "jobs" / "m.toml") == "jobs"
     assert input_dir(Path("m.toml")) == "."
     assert input_dir(Path("../m.toml")) == "input" == input_dir(Path("/elsewhere/m.toml"))
+
+
+class _FakeLab:
+    """Ansible's side of a lab run, played by hosts in memory (the controller loop is real):
+    a dispatched share makes its boots' repetitions by the next collection and ends (rc 0);
+    a host in `down` for a collection round is unreachable, its disk kept."""
+
+    def __init__(self, down: dict[str, set[int]]):
+        self.down, self.round, self.cmds = down, 0, []
+        self.disk: dict[str, list[tuple[str, int]]] = {}   # dispatch dir -> results made there
+        self.host_of: dict[str, str] = {}
+
+    def play(self, name, extra, limit):
+        from perfsuite.lab.ansible import HostOutcome
+        plan, out = extra["perfsuite_plan"], {}
+        if name == "collect":
+            self.round += 1
+        for host in limit:
+            if self.round in self.down.get(host, set()):
+                out[host] = HostOutcome(host, unreachable="ssh: Connection refused")
+                continue
+            p = plan[host]
+            if name == "run":
+                self.cmds.append((host, p["cmd"]))
+                self.host_of[p["dir"]] = host
+                boots = [int(b) for arg in p["cmd"].split() if arg.startswith("cfg=")
+                         for b in arg[4:].split(",")]
+                self.disk[p["dir"]] = [("cfg", b) for b in boots]   # repeat 1: boot k is rep k
+                out[host] = HostOutcome(host)
+            elif name == "collect":
+                tar = self._tar(host, p, extra["perfsuite_inbox"])
+                info = {"tar": tar, "alive": False, "pid": 1, "rc": 0, "next_since": 1e12}
+                out[host] = HostOutcome(host, results={"pack": {"stdout": json.dumps(info)}})
+        return out
+
+    def _tar(self, host, p, inbox):
+        import io
+        import tarfile
+        made = self.disk.pop(p["dir"], [])
+        if not made:
+            return None
+        path = f"{inbox}/{host}-{p['seq']}.tar"
+        with tarfile.open(path, "w") as t:
+            for name, rep in made:
+                meta = {"name": name, "rep": rep, "boot": rep, "status": "ok",
+                        "lab": {"host": host, "class": "default"}}
+                for suffix, body in ((".json", b'{"jobs": []}'), (".meta.json", json.dumps(meta).encode())):
+                    info = tarfile.TarInfo(f"{name}/{rep}{suffix}")
+                    info.size = len(body)
+                    t.addfile(info, io.BytesIO(body))
+        return path
+
+
+def test_a_lost_host_that_comes_back_brings_its_results_and_nothing_counts_twice(tmp_path):
+    """--spread, 2 boots: h2 goes silent after dispatch (its boot 2 done on its disk), is lost,
+    boot 2 moves to h1; h2 answers again before h1 reports: h2's copy counts (it came home
+    first), h1's is dropped as a duplicate, and h2 takes work again."""
+    from types import SimpleNamespace as NS
+
+    from perfsuite.commands.base import RunArgs
+    from perfsuite.lab.dispatch import LabOptions, LabRun
+    from perfsuite.rundir import complete_reps
+    matrix = tmp_path / "m.toml"
+    matrix.write_text("")
+    args = RunArgs(runs_dir=str(tmp_path / "runs"), repeat=1, boots=2, runtime=2, ramp=0)
+    fake = _FakeLab(down={"h2": {1, 2}})
+    hosts = [LabHost(h, vars={"perfsuite_dir": f"/lab/{h}"}) for h in ("h1", "h2")]
+    notes = []
+    run = LabRun(hosts, [NS(name="cfg", runtime=2, ramp=0)],
+                 LabOptions(matrix, args, poll=0, spread=True), fake,
+                 on_event=lambda kind, **d: notes.append(d.get("text", "")))
+    try:
+        run.run()
+    finally:
+        run.cleanup()
+    first = {h: c for h, c in fake.cmds[:2]}
+    assert "cfg=1" in first["h1"] and "cfg=2" in first["h2"]       # one boot on each host
+    assert fake.cmds[2][0] == "h1" and "cfg=2" in fake.cmds[2][1]   # h2's boot moved to h1
+    assert complete_reps(tmp_path / "runs" / "cfg") == {1, 2}
+    meta = json.loads((tmp_path / "runs" / "cfg" / "2.meta.json").read_text())
+    assert meta["lab"]["host"] == "h2"
+    assert run.duplicates == 1 and run.back == ["h2"] and run.lost == {}
+    assert any("h2 is back" in n for n in notes) and not run.not_run and not run.failed
