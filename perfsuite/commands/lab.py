@@ -120,7 +120,7 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
 
     hosts = load_inventory(inventory)
     overrides = {"runtime": run_args.runtime, "ramp": run_args.ramp, "qemu": qemu, "label": label}
-    configs = select(load_matrix(matrix, overrides, default_label), run_args.only)
+    configs = select(load_matrix(matrix, overrides, _label_here(default_label)), run_args.only)
     if not configs:
         raise BadInput(f"no configuration of {matrix} matches --only {' '.join(run_args.only)}")
     labels = {c.label for c in configs}
@@ -132,6 +132,22 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
     job = LabRun(hosts, configs, opts, Ansible(inventory, forks=forks), on_event=progress.event)
     _drive(job, progress)
     _report(job, [c.name for c in configs])
+
+
+def _label_here(plain):
+    """The controller's default label of a matrix's `qemu`: a build spec (debian:, git:) is
+    only built on the hosts, so its label (qemu-10.0, a tag) is unknown here, and the names
+    the hosts write would not be the names the controller waits for: ask for a label."""
+    from perfsuite.builds.spec import SYSTEM_BINARY, is_build_spec
+
+    def label(q: str) -> str:
+        if q == "system":
+            return plain(SYSTEM_BINARY)
+        if is_build_spec(q):
+            raise BadInput(f"qemu {q!r} is a build spec: give the matrix a `label` (or --label) "
+                           "so that the hosts' run names are known here")
+        return plain(q)
+    return label
 
 
 def _drive(job, progress) -> None:

@@ -250,3 +250,17 @@ def test_a_lost_host_that_comes_back_brings_its_results_and_nothing_counts_twice
     assert meta["lab"]["host"] == "h2"
     assert run.duplicates == 1 and run.back == ["h2"] and run.lost == {}
     assert any("h2 is back" in n for n in notes) and not run.not_run and not run.failed
+
+
+def test_lab_run_of_a_build_spec_without_label_is_one_clear_error(tmp_path):
+    from click.testing import CliRunner
+
+    from perfsuite.cli import main
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    h1: {ansible_host: 127.0.0.1, ansible_port: 1}\n")
+    m = tmp_path / "m.toml"
+    m.write_text('[defaults]\nqemu = "debian:bookworm-backports"\n[matrix]\nsmp = 1\n')
+    res = CliRunner().invoke(main, ["lab", "run", str(inv), str(m), "--runs-dir", str(tmp_path / "r")])
+    assert res.exit_code == 2, res.output
+    assert "is a build spec: give the matrix a `label`" in res.output
+    assert not (tmp_path / "r").exists()
