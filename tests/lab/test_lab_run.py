@@ -91,7 +91,7 @@ def test_setup_installs_the_builds_a_matrix_names_once(lab):
     repo = make_standin(lab.root)
     spec = f"git:{repo}@HEAD"
     matrix = lab.root / "jobs" / "builds.toml"
-    matrix.write_text(MATRIX.replace("[defaults]\n", f'[defaults]\nqemu = "{spec}"\nlabel = "standin"\n'))
+    matrix.write_text(lab.one.read_text().replace("[defaults]\n", f'[defaults]\nqemu = "{spec}"\nlabel = "standin"\n'))
     first = perfsuite("lab", "setup", str(lab.inv), "--matrix", str(matrix))
     assert first.returncode == 0, first.stdout + first.stderr
     assert "h1: changed: qemu builds" in first.stdout and "h2: changed: qemu builds" in first.stdout
@@ -105,6 +105,16 @@ def test_setup_installs_the_builds_a_matrix_names_once(lab):
     assert "all 2 host(s) already set up: nothing changed" in again.stdout
     bad = perfsuite("lab", "setup", str(lab.inv), "--build", "git:@v1")
     assert bad.returncode == 2 and "git:@v1" in bad.stderr and "Traceback" not in bad.stderr
+    # the hosts' runs use that build from their caches (its provenance in every meta)
+    runs = lab.root / "runs-builds"
+    out = perfsuite("lab", "run", str(lab.inv), str(matrix), "--runs-dir", str(runs), "--spread",
+                    "--boots", "2", "--repeat", "1", "--poll", "2", *TINY)
+    assert out.returncode == 0, out.stderr
+    ms = metas(runs)
+    assert len(ms) == 2 and {m["lab"]["host"] for m in ms} == {"h1", "h2"}
+    assert all(m["status"] == "ok" and m["build"]["spec"] == spec and m["name"].startswith("standin-")
+               for m in ms)
+    assert all(f"{m['lab']['host']}/lab/cache/builds/" in m["qemu_argv"][0] for m in ms)
 
 
 def test_lab_run_completes_and_every_result_names_its_host(lab):
