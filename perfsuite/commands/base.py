@@ -139,6 +139,37 @@ def run_options(repeat_default: int = 5, boots_default: int | None = None,
     return decorate
 
 
+def boot_numbers_option() -> Callable:
+    """Hidden `--boot-numbers [NAME=]N[,N...]` (repeatable): run only those boots of each
+    configuration (NAME=: of that one). `lab run --spread` hands each host its boots this way;
+    boot N holds repetitions (N-1)*repeat+1 .. N*repeat, so shares never collide."""
+    return click.option("--boot-numbers", "boot_numbers", multiple=True, hidden=True,
+                        metavar="[NAME=]N[,N...]",
+                        help="Only these boots (of configuration NAME); the others are left alone.")
+
+
+def parse_boot_numbers(values: tuple[str, ...], boots: int) -> dict[str | None, tuple[int, ...]] | None:
+    """--boot-numbers values -> {NAME or None: numbers}; None when none was given (pure)."""
+    if not values:
+        return None
+    out: dict[str | None, tuple[int, ...]] = {}
+    for v in values:
+        name, sep, nums = v.rpartition("=")
+        key = name if sep else None
+        if sep and not name:
+            raise BadInput(f"--boot-numbers {v!r}: give NAME=N[,N...] or N[,N...]")
+        try:
+            got = tuple(sorted({int(x) for x in nums.split(",")}))
+        except ValueError:
+            raise BadInput(f"--boot-numbers {v!r}: boot numbers are integers, e.g. 1,3") from None
+        if not got or got[0] < 1 or got[-1] > boots:
+            raise BadInput(f"--boot-numbers {v!r}: boot numbers go from 1 to --boots ({boots})")
+        if key in out:
+            raise BadInput(f"--boot-numbers {v!r}: {name or 'the default'} given twice")
+        out[key] = got
+    return out
+
+
 def parse_threshold(text: str) -> float:
     """'5%' or '0.05' -> 0.05; a clear error for anything else."""
     t = str(text).strip()

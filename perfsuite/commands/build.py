@@ -51,7 +51,8 @@ def build(args: tuple[str, ...], jobs: int | None, as_json: bool) -> None:
         raise BadInput(f"one SPEC at a time (got {len(args)}); or: list, rm SPEC...")
     b = builds.resolve(args[0], jobs=jobs, log=lambda m: click.echo(m, err=True))
     if as_json:
-        click.echo(orjson.dumps({"label": b.label, "binary": str(b.binary), **b.provenance},
+        click.echo(orjson.dumps({"label": b.label, "binary": str(b.binary), **b.provenance,
+                                 "built_now": b.built_now},
                                 option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(f"{b.label}\t{b.binary}")

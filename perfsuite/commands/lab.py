@@ -52,19 +52,25 @@ def check(inventory: str, forks: int, probe: bool) -> None:
 @_FORKS
 @click.option("--apt/--no-apt", default=True, show_default=True,
               help="Install missing Debian packages on the hosts (apt-get, as the ssh user).")
-def setup(inventory: str, forks: int, apt: bool) -> None:
+@click.option("--matrix", type=click.Path(exists=True, dir_okay=False),
+              help="Install the QEMU builds this matrix's `qemu` names (debian:, git: specs).")
+@click.option("--build", "builds", multiple=True, metavar="SPEC",
+              help="Also install this QEMU build (debian:SUITE|VERSION, git:REPO@REF; repeatable).")
+def setup(inventory: str, forks: int, apt: bool, matrix: str | None, builds: tuple[str, ...]) -> None:
     """Install packages, a venv with this checkout's perfsuite (as a wheel) at this machine's
-    dependency versions, and the guest image on every host. A second setup changes nothing."""
+    dependency versions, the guest image and the QEMU builds named by --matrix / --build on
+    every host (each host builds or fetches them itself). A second setup changes nothing."""
     import tempfile
     from pathlib import Path
 
     from perfsuite.lab.ansible import Ansible
     from perfsuite.lab.inventory import load_inventory
-    from perfsuite.lab.provision import setup_vars, summarize
+    from perfsuite.lab.provision import build_specs, setup_vars, summarize
 
     hosts = load_inventory(inventory)
+    specs = build_specs(matrix, builds)
     with tempfile.TemporaryDirectory(prefix="perfsuite-lab-setup-") as tmp:
-        extra = setup_vars(Path(tmp), apt, log=lambda m: click.echo(m, err=True))
+        extra = setup_vars(Path(tmp), apt, log=lambda m: click.echo(m, err=True), builds=specs)
         outcomes = Ansible(inventory, forks=forks).play("setup", extra)
     lines, ok = summarize(outcomes, hosts)
     click.echo("\n".join(lines))
@@ -75,7 +81,7 @@ def setup(inventory: str, forks: int, apt: bool) -> None:
 
 _RUN_EPILOG = """\b
 Each host runs `perfsuite run` on its share (all repetitions of a configuration on one host,
-shares balanced by expected wall time); results come home as they complete, every meta
+or with --spread its boots on different hosts; shares balanced by expected wall time); results come home as they complete, every meta
 naming its host and class ("lab": {"host", "class"}). A host lost in the middle (ssh gone,
 perfsuite killed) has its unfinished configurations moved to another host of its class;
 repetitions already home are kept and resumed from, none is counted twice. With several
@@ -96,9 +102,12 @@ Exit status: 0 all complete, 1 some failed or not run, 2 bad input, 130 interrup
               help="Extra attempts for a failed repetition (on its host).")
 @click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.2),
               help="Seconds between collections.")
+@click.option("--spread", is_flag=True,
+              help="Spread each configuration's boots over the hosts of its class (host-level "
+                   "replication) instead of running all of them on one host.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: str | None,
-            label: str | None, retries: int, poll: float, quiet: bool) -> None:
+            label: str | None, retries: int, poll: float, spread: bool, quiet: bool) -> None:
     """Run MATRIX (default jobs/matrix.toml) across the hosts of INVENTORY into RUNS_DIR."""
     from pathlib import Path
 
@@ -111,7 +120,7 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
 
     hosts = load_inventory(inventory)
     overrides = {"runtime": run_args.runtime, "ramp": run_args.ramp, "qemu": qemu, "label": label}
-    configs = select(load_matrix(matrix, overrides, default_label), run_args.only)
+    configs = select(load_matrix(matrix, overrides, _label_here(default_label)), run_args.only)
     if not configs:
         raise BadInput(f"no configuration of {matrix} matches --only {' '.join(run_args.only)}")
     labels = {c.label for c in configs}
@@ -119,10 +128,26 @@ def run_cmd(inventory: str, matrix: str, run_args: RunArgs, forks: int, qemu: st
     if len(labels) == 1:  # the same names on every host, whatever QEMU version it has
         extra += ["--label", labels.pop()]
     progress = Progress(total=len(configs) * run_args.reps_per_config * len(by_class(hosts)), quiet=quiet)
-    opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll)
+    opts = LabOptions(Path(matrix), run_args, tuple(extra), poll=poll, spread=spread)
     job = LabRun(hosts, configs, opts, Ansible(inventory, forks=forks), on_event=progress.event)
     _drive(job, progress)
     _report(job, [c.name for c in configs])
+
+
+def _label_here(plain):
+    """The controller's default label of a matrix's `qemu`: a build spec (debian:, git:) is
+    only built on the hosts, so its label (qemu-10.0, a tag) is unknown here, and the names
+    the hosts write would not be the names the controller waits for: ask for a label."""
+    from perfsuite.builds.spec import SYSTEM_BINARY, is_build_spec
+
+    def label(q: str) -> str:
+        if q == "system":
+            return plain(SYSTEM_BINARY)
+        if is_build_spec(q):
+            raise BadInput(f"qemu {q!r} is a build spec: give the matrix a `label` (or --label) "
+                           "so that the hosts' run names are known here")
+        return plain(q)
+    return label
 
 
 def _drive(job, progress) -> None:
@@ -155,9 +180,9 @@ def _report(job, names: list[str]) -> None:
     for host, why in job.lost.items():
         click.echo(f"host {host} lost: {why}", err=True)
     for key in sorted(job.failed):
-        click.echo(f"{'/'.join(key)}: repetitions failed on its host (see its .meta.json/.log)", err=True)
+        click.echo(f"{job.describe(key)}: repetitions failed on its host (see its .meta.json/.log)", err=True)
     for key in job.not_run:
-        click.echo(f"{'/'.join(key)}: not run (no host of class {key[0]} left)", err=True)
+        click.echo(f"{job.describe(key)}: not run (no host of class {key[0]} left)", err=True)
     if job.duplicates:
         click.echo(f"{job.duplicates} repetition(s) arrived twice (moved off a lost host); "
                    "the first copy counts", err=True)
@@ -230,5 +255,5 @@ def nightly_cmd(inventory, run_args: RunArgs, forks, baseline_qemu, candidate_qe
     for host, why in job.lost.items():
         click.echo(f"host {host} lost: {why}", err=True)
     for key in job.not_run + sorted(job.failed):
-        click.echo(f"{'/'.join(key)}: not complete", err=True)
+        click.echo(f"{job.describe(key)}: not complete", err=True)
     sys.exit(max(worst, 1 if (job.failed or job.not_run) else 0))

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import click
 
-from perfsuite.commands.base import RunArgs, command, run_options
+from perfsuite.commands.base import RunArgs, boot_numbers_option, command, parse_boot_numbers, run_options
 
 DEFAULT_MATRIX = "jobs/matrix.toml"
 # Boots are the unit of replication (repetitions in one boot share its placement, caches,
@@ -68,10 +68,11 @@ Matrix keys and names: docs/runner.md."""
               help="Record `perf record -g -e cpu-clock` of QEMU over the measured window of the first "
                    "repetition of each boot (N.perf.data beside N.json; flame graphs in the report).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@boot_numbers_option()
 def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
         resume: bool, fresh_guest: bool, qemu: str | None, label: str | None, kernel: str | None,
         work_root: str | None, keep_workdirs: bool, until_precision: float | None, max_repeat: int,
-        profile: str | None, quiet: bool) -> None:
+        profile: str | None, quiet: bool, boot_numbers: tuple[str, ...]) -> None:
     """Boot one QEMU guest per configuration of MATRIX (default jobs/matrix.toml) and run fio
     in it: --boots boots of --repeat repetitions each, the boots of different configurations
     interleaved, keeping every raw result in RUNS_DIR.
@@ -86,6 +87,7 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
     from perfsuite.builds import default_label, resolve_configs
     from perfsuite.qemu.features import probe
 
+    numbers = parse_boot_numbers(boot_numbers, a.boots)
     overrides = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}
     try:
         # build specs (debian:, git:, system) become binaries before validation; a spec's
@@ -102,7 +104,7 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
         return
 
     from perfsuite.qemu.machine import install_signal_handlers, kill_all
-    from perfsuite.run.runner import RunOptions, Runner, RunnerError, run_matrix
+    from perfsuite.run.runner import RunOptions, Runner, RunnerError, boot_plan, run_matrix
     from perfsuite.run.progress import Progress
 
     install_signal_handlers()
@@ -113,8 +115,8 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
             profile = None
     opts = RunOptions(repeat=repeat, boots=a.boots, accel=accel, timeout=timeout, retries=retries, resume=resume,
                       fresh_guest=fresh_guest, work_root=work_root, keep_workdir=keep_workdirs,
-                      profile=profile)
-    progress = Progress(total=len(configs) * repeat * a.boots, quiet=quiet)
+                      profile=profile, boot_numbers=numbers)
+    progress = Progress(total=len(boot_plan(configs, a.boots, repeat, numbers)) * repeat, quiet=quiet)
     runner = Runner(options=opts, on_event=progress.event)
     if kernel:
         from perfsuite.guest import ImageError, ensure_image

@@ -25,9 +25,9 @@ from perfsuite.lab.ansible import Ansible, HostOutcome
 from perfsuite.lab.collect import pack_local, unpack
 from perfsuite.lab.inventory import LabHost
 from perfsuite.lab.schedule import assign, expected_seconds
-from perfsuite.run.runner import complete_reps
+from perfsuite.run.runner import boot_reps, complete_reps
 
-Key = tuple[str, str]   # (class, configuration name)
+Key = tuple[str, str, int]   # (class, configuration name, boot number; 0: all its boots)
 
 
 @dataclass
@@ -48,6 +48,7 @@ class LabOptions:
     poll: float = 5.0                # seconds between collections
     lost_after: int = 2              # collections in a row without an answer: host lost
     max_moves: int = 2               # times one item may be moved after a loss
+    spread: bool = False             # a configuration's boots may go to different hosts
 
 
 @dataclass
@@ -63,6 +64,8 @@ class LabRun:
     argv_for: Callable[["LabRun", "Job"], list[str]] | None = None   # default: `perfsuite run`
     jobs: dict[str, Job] = field(default_factory=dict)
     lost: dict[str, str] = field(default_factory=dict)
+    gone: dict[str, Job] = field(default_factory=dict)   # a lost host's last job: asked again
+    back: list[str] = field(default_factory=list)        # lost hosts that came back
     pool: list[Key] = field(default_factory=list)
     moves: dict[Key, int] = field(default_factory=dict)
     failed: set[Key] = field(default_factory=set)
@@ -78,6 +81,8 @@ class LabRun:
         self.run_id = hashlib.sha256(str(self.runs_dir.resolve()).encode()).hexdigest()[:12]
         self.staging = Path(tempfile.mkdtemp(prefix="perfsuite-lab-"))
         self.inputs = self._inputs()
+        self.input_dir = input_dir(self.opts.matrix)
+        self.matrix_on_host = f"{self.input_dir}/{self.opts.matrix.name}"
 
     # ------------------------------------------------------------------ where things are
 
@@ -85,16 +90,29 @@ class LabRun:
         """runs_dir/NAME for a one-class lab; runs_dir/CLASS/NAME when classes are compared apart."""
         return self.runs_dir if len(self.classes) == 1 else self.runs_dir / cls
 
+    def wanted(self, key: Key) -> set[int]:
+        """The repetition numbers a unit fills: all of its configuration's, or one boot's."""
+        a = self.opts.run_args
+        if key[2]:
+            return set(boot_reps(key[2], a.repeat))
+        return set(range(1, a.reps_per_config + 1))
+
     def missing(self, key: Key) -> int:
-        want = set(range(1, self.opts.run_args.reps_per_config + 1))
+        want = self.wanted(key)
         return sum(len(want - complete_reps(self.local_dir(key[0]) / rel)) for rel in self.units[key[1]])
+
+    def all_keys(self) -> list[Key]:
+        """Every unit: (class, configuration, 0), or with --spread one per boot (matrix order,
+        boot 1 of every configuration first, as `perfsuite run` interleaves them)."""
+        boots = range(1, (self.opts.run_args.boots or 1) + 1) if self.opts.spread else (0,)
+        return [(cls, u, b) for cls in self.classes for b in boots for u in self.units]
 
     def cost(self, key: Key) -> float:
         c = self.by_name[key[1]]
         return expected_seconds(c.runtime, c.ramp, self.missing(key))
 
     def rels(self, keys: list[Key]) -> list[str]:
-        return [rel for k in keys for rel in self.units[k[1]]]
+        return list(dict.fromkeys(rel for k in keys for rel in self.units[k[1]]))
 
     def _inputs(self) -> Path:
         """The matrix file and the job files beside it, as the host gets them."""
@@ -109,9 +127,9 @@ class LabRun:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> None:
-        keys = [(cls, u) for cls in self.classes for u in self.units]
+        keys = self.all_keys()
         for key in keys:
-            have = self.opts.run_args.reps_per_config * len(self.units[key[1]]) - self.missing(key)
+            have = len(self.wanted(key)) * len(self.units[key[1]]) - self.missing(key)
             for n in range(have):
                 self.on_event("rep", name=self._label(key), rep=n + 1, status="skipped")
         self.pool = [k for k in keys if self.missing(k) > 0]
@@ -139,7 +157,8 @@ class LabRun:
                 continue
             idle = [h.name for h in alive if h.name not in self.jobs]
             if idle:
-                plan = assign({k: self.cost(k) for k in items}, idle)
+                plan = assign({k: self.cost(k) for k in items}, idle,
+                              group=(lambda k: k[1]) if self.opts.spread else None)
                 self.pool = [k for k in self.pool if k[0] != cls]
                 self._dispatch({h: ks for h, ks in plan.items() if ks})
 
@@ -151,7 +170,8 @@ class LabRun:
             job = Job(h, f"{h.dir}/runs/{self.run_id}/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{len(self.moves)}", keys)
             push = self.staging / f"push-{name}-{time.monotonic_ns()}.tar"
             has_push = pack_local(self.local_dir(h.cls), self.rels(keys), push)
-            vars_[name] = {"dir": job.dir, "inputs": str(self.inputs), "cmd": self.command(job),
+            vars_[name] = {"dir": job.dir, "inputs": str(self.inputs), "input_dir": self.input_dir,
+                           "cmd": self.command(job),
                            "push": str(push) if has_push else ""}
             jobs[name] = job
         outcomes = self.ansible.play("run", {"perfsuite_plan": vars_}, limit=sorted(plan))
@@ -159,7 +179,7 @@ class LabRun:
             o = outcomes.get(name)
             if o is not None and o.ok:
                 self.jobs[name] = job
-                self.on_event("note", text=f"{name}: started {len(job.keys)} configuration(s)")
+                self.on_event("note", text=f"{name}: started {_share(job.keys)}")
             else:
                 self._lose(job, _why(o))
 
@@ -175,7 +195,7 @@ class LabRun:
 
     def run_argv(self, job: Job) -> list[str]:
         a, h = self.opts.run_args, job.host
-        argv = [f"{h.dir}/venv/bin/perfsuite", "run", f"input/{self.opts.matrix.name}",
+        argv = [f"{h.dir}/venv/bin/perfsuite", "run", self.matrix_on_host,
                 "--runs-dir", "runs", "--work-root", f"{job.dir}/work", "--quiet",
                 "--repeat", str(a.repeat), "--accel", a.accel]
         for opt, v in (("--runtime", a.runtime), ("--ramp", a.ramp), ("--timeout", a.timeout),
@@ -183,22 +203,52 @@ class LabRun:
             if v is not None:
                 argv += [opt, str(v)]
         argv += list(self.opts.extra)
-        for _, name in job.keys:
+        for name in dict.fromkeys(k[1] for k in job.keys):
             argv += ["--only", name]
+        for name, boots in boot_numbers(job.keys).items():
+            argv += ["--boot-numbers", f"{name}={','.join(map(str, boots))}"]
         return argv
 
     # ------------------------------------------------------------------ collection
 
-    def collect(self) -> None:
-        if not self.jobs:
+    def collect(self, lost_too: bool = True) -> None:
+        """One round over the busy hosts (and the lost ones, to see whether they came back)."""
+        asked = {**(self.gone if lost_too else {}), **self.jobs}
+        if not asked:
             return
         inbox = self.staging / "inbox"
         inbox.mkdir(exist_ok=True)
-        plan = {n: {"dir": j.dir, "since": j.since, "seq": j.seq} for n, j in self.jobs.items()}
+        plan = {n: {"dir": j.dir, "since": j.since, "seq": j.seq} for n, j in asked.items()}
         outcomes = self.ansible.play("collect", {"perfsuite_plan": plan, "perfsuite_inbox": str(inbox)},
                                      limit=sorted(plan))
-        for name, job in list(self.jobs.items()):
-            self._collected(job, outcomes.get(name), inbox)
+        for name, job in list(asked.items()):
+            if name in self.jobs:
+                self._collected(job, outcomes.get(name), inbox)
+            else:
+                self._returned(job, outcomes.get(name), inbox)
+
+    def _unpack(self, job: Job, info: dict, inbox: Path) -> None:
+        if info.get("tar"):
+            tar = inbox / f"{job.host.name}-{job.seq}.tar"
+            for a in unpack(tar, self.local_dir(job.host.cls), job.host.name, set(self.rels(job.keys))):
+                self._arrived(job, a)
+            tar.unlink(missing_ok=True)
+        job.since, job.seq = info["next_since"], job.seq + 1
+
+    def _returned(self, job: Job, o: HostOutcome | None, inbox: Path) -> None:
+        """A lost host answered again (ssh back, host rebooted): what its last job finished
+        comes home (a repetition another host made meanwhile is dropped, not counted twice);
+        once nothing of that job runs there any more, the host takes work again."""
+        if o is None or not o.ok:
+            return
+        info = json.loads(o.results["pack"]["stdout"])
+        self._unpack(job, info, inbox)
+        if info.get("alive"):
+            return  # its old share still runs there (ssh went away, the host did not)
+        del self.gone[job.host.name]
+        why = self.lost.pop(job.host.name)
+        self.back.append(job.host.name)
+        self.on_event("note", text=f"{job.host.name} is back (was lost: {why}); it takes work again")
 
     def _collected(self, job: Job, o: HostOutcome | None, inbox: Path) -> None:
         if o is None or not o.ok:
@@ -208,12 +258,7 @@ class LabRun:
             return
         job.misses = 0
         info = json.loads(o.results["pack"]["stdout"])
-        if info.get("tar"):
-            tar = inbox / f"{job.host.name}-{job.seq}.tar"
-            for a in unpack(tar, self.local_dir(job.host.cls), job.host.name, set(self.rels(job.keys))):
-                self._arrived(job, a)
-            tar.unlink(missing_ok=True)
-        job.since, job.seq = info["next_since"], job.seq + 1
+        self._unpack(job, info, inbox)
         if info.get("alive"):
             return
         if info.get("pid") is None and info.get("rc") is None and job.seq <= self.opts.lost_after:
@@ -228,7 +273,7 @@ class LabRun:
             self.duplicates += 1
             self.on_event("note", text=f"{job.host.name}: {a.name} #{a.rep} already here; dropped")
             return
-        key = (job.host.cls, a.name)
+        key = (job.host.cls, a.name, 0)
         self.on_event("rep", name=f"{job.host.name}: {self._label(key)}", rep=a.rep,
                       status=a.status, error=a.error)
 
@@ -244,6 +289,7 @@ class LabRun:
     def _lose(self, job: Job, why: str) -> None:
         self.jobs.pop(job.host.name, None)
         self.lost[job.host.name] = why
+        self.gone[job.host.name] = job
         moved = []
         for key in job.keys:
             if self.missing(key) == 0:
@@ -254,8 +300,8 @@ class LabRun:
             else:
                 self.pool.append(key)
                 moved.append(key)
-        self.on_event("note", text=f"{job.host.name} lost ({why}): {len(moved)} unfinished "
-                                   f"configuration(s) go to another host of class {job.host.cls}")
+        self.on_event("note", text=f"{job.host.name} lost ({why}): {_share(moved, 'unfinished ')} "
+                                   f"go to another host of class {job.host.cls}")
 
     def stop(self) -> None:
         """Ctrl-C: end every remote run (no QEMU left on any host), then keep what finished."""
@@ -263,13 +309,50 @@ class LabRun:
             return
         plan = {n: {"dir": j.dir} for n, j in self.jobs.items()}
         self.ansible.play("stop", {"perfsuite_plan": plan}, limit=sorted(plan))
-        self.collect()
+        self.collect(lost_too=False)
 
     def _label(self, key: Key) -> str:
-        return key[1] if len(self.classes) == 1 else f"{key[0]}/{key[1]}"
+        name = key[1] if len(self.classes) == 1 else f"{key[0]}/{key[1]}"
+        return f"{name} boot {key[2]}" if key[2] else name
+
+    def describe(self, key: Key) -> str:
+        """CLASS/NAME[ boot N], for the closing report."""
+        return f"{key[0]}/{key[1]}" + (f" boot {key[2]}" if key[2] else "")
 
     def cleanup(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def input_dir(matrix: Path) -> str:
+    """Where the matrix and its job files go in a host's dispatch dir (its cwd there): the
+    matrix's folder relative to here when it lies below here, so that the fio_job path a
+    host records (relative to its cwd, as `run` records it) is the one a local run from here
+    records and `compare` matches lab rows with local ones; `input` otherwise (pure)."""
+    rel = os.path.relpath(matrix.parent) if not matrix.is_absolute() else ""
+    if not rel or rel.startswith(".."):
+        try:
+            rel = os.path.relpath(matrix.resolve().parent)
+        except ValueError:
+            rel = ".."
+    if rel.startswith("..") or os.path.isabs(rel):
+        return "input"
+    return rel
+
+
+def boot_numbers(keys: list[Key]) -> dict[str, list[int]]:
+    """NAME -> the boots a share holds, for the units that are single boots (pure)."""
+    out: dict[str, list[int]] = {}
+    for _, name, boot in keys:
+        if boot:
+            out.setdefault(name, []).append(boot)
+    return {n: sorted(set(b)) for n, b in out.items()}
+
+
+def _share(keys: list[Key], what: str = "") -> str:
+    boots = sum(1 for k in keys if k[2])
+    if boots:
+        return f"{boots} {what}boot(s) of {len({k[1] for k in keys})} configuration(s)"
+    return f"{len(keys)} {what}configuration(s)"
 
 
 def _why(o: HostOutcome | None) -> str:

@@ -26,7 +26,7 @@ class NightPlan:
     def argv(self, labrun, job) -> list[str]:
         a, h = labrun.opts.run_args, job.host
         la, lb = self.pairs[0][0].label, self.pairs[0][1].label
-        argv = [f"{h.dir}/venv/bin/perfsuite", "nightly", "--matrix", f"input/{labrun.opts.matrix.name}",
+        argv = [f"{h.dir}/venv/bin/perfsuite", "nightly", "--matrix", labrun.matrix_on_host,
                 "--baseline-qemu", self.baseline_qemu, "--candidate-qemu", self.candidate_qemu,
                 "--baseline-label", la, "--candidate-label", lb, "--runs-dir", "runs",
                 "--results-dir", "nightly", "--night", self.night, "--repeat", str(a.repeat),
@@ -35,7 +35,7 @@ class NightPlan:
             if v is not None:
                 argv += [opt, str(v)]
         partner = {x.name: y.name for x, y in self.pairs}
-        for _, name in job.keys:
+        for name in dict.fromkeys(k[1] for k in job.keys):
             argv += ["--only", name, "--only", partner[name]]
         return argv
 

@@ -1,5 +1,6 @@
 """What `lab setup` ships: a wheel of the controller's checkout, the controller's exact
-dependency versions as pip constraints, and the controller's cached guest image."""
+dependency versions as pip constraints, the controller's cached guest image, and which QEMU
+builds each host gets (by its own `perfsuite build`)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,20 @@ def constraints() -> str:
     return "\n".join(sorted(pins, key=str.lower)) + "\n"
 
 
-def setup_vars(staging: Path, apt: bool, log=lambda m: None) -> dict:
+def build_specs(matrix: str | None, given: tuple[str, ...] = ()) -> list[str]:
+    """The QEMU builds setup installs on the hosts: the build specs (debian:, git:) a matrix's
+    `qemu` names, and each --build SPEC. A plain binary or `system` is not installed (it must
+    be on the host already; the packages step installs the system QEMU). Nothing is resolved
+    here: the controller does not fetch or build anything itself."""
+    from perfsuite.builds.spec import is_build_spec, parse_spec
+    specs = [parse_spec(s).text for s in given]   # a malformed spec: one line, exit 2
+    if matrix:
+        from perfsuite.matrix.config import load_matrix
+        specs += [c.qemu for c in load_matrix(matrix, None, lambda q: "lab-setup")]
+    return sorted({s for s in specs if is_build_spec(s) and s != "system"})
+
+
+def setup_vars(staging: Path, apt: bool, log=lambda m: None, builds: list[str] | None = None) -> dict:
     """Build what the setup playbook copies; its extra vars."""
     from perfsuite.guest import ensure_image
     whl = wheel(log)
@@ -82,7 +96,7 @@ def setup_vars(staging: Path, apt: bool, log=lambda m: None) -> dict:
     return {"perfsuite_wheel": str(whl), "perfsuite_wheel_sha": sha256_file(whl),
             "perfsuite_constraints": str(cons), "perfsuite_image_dir": str(image.directory),
             "perfsuite_image_key": image.key, "perfsuite_apt": apt,
-            "perfsuite_packages": HOST_PACKAGES}
+            "perfsuite_packages": HOST_PACKAGES, "perfsuite_builds": list(builds or [])}
 
 
 def summarize(outcomes: dict, hosts: list) -> tuple[list[str], bool]:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from filelock import Timeout
 
@@ -55,6 +55,9 @@ class RunOptions:
     keep_workdir: bool = False
     poweroff: bool = True               # False: the guest never powers off (timeout tests)
     profile: str | None = None          # "perf": record one repetition per boot (hostview)
+    # only these boot numbers (NAME -> numbers; None -> numbers of every other config): a lab
+    # host's part of a configuration spread over several hosts; None: every boot
+    boot_numbers: Mapping[str | None, tuple[int, ...]] | None = None
 
 
 @dataclass
@@ -233,11 +236,14 @@ def run_config(config: Config, runs_dir: str | os.PathLike, reps: int | Iterable
             runner.event("rep", name=config.name, rep=o.rep, status="skipped")
         pending = [n for n in wanted if n not in done]
         attempts = {n: 0 for n in pending}
+        slot = boot
         while pending:
             batch = pending[:1] if runner.options.fresh_guest else list(pending)
             used = rundir.used_boots(run_dir, exclude=set(pending))
             if boot is not None and boot not in used:
                 number, boot = boot, None
+            elif slot is not None and runner.options.boot_numbers is not None:
+                number = continuation_boot(slot, planned_boots, used)
             else:
                 number = max(used | {planned_boots}) + 1
             finished = run_boot(config, run_dir, batch, attempts, runner, number)
@@ -260,11 +266,38 @@ def _make_dir(d: Path, what: str = "a run directory") -> None:
 
 # ----------------------------------------------------------------------------- the matrix
 
-def boot_plan(configs: Sequence[Config], boots: int, repeat: int) -> list[tuple[Config, int, list[int]]]:
+def boot_plan(configs: Sequence[Config], boots: int, repeat: int,
+              numbers: Mapping[str | None, Sequence[int]] | None = None,
+              ) -> list[tuple[Config, int, list[int]]]:
     """(config, boot number, repetitions) in the order they run: boot 1 of every config, then
-    boot 2 of every config, ... so that host drift spreads over all configurations (pure)."""
-    return [(c, b, list(range((b - 1) * repeat + 1, b * repeat + 1)))
-            for b in range(1, boots + 1) for c in configs]
+    boot 2 of every config, ... so that host drift spreads over all configurations (pure).
+
+    `numbers` keeps only some boots: numbers[NAME] for that config, else numbers[None], else
+    all of them (a lab host running its part of a configuration spread over hosts).
+    """
+    def keep(c: Config, b: int) -> bool:
+        if numbers is None:
+            return True
+        chosen = numbers.get(c.name, numbers.get(None))
+        return chosen is None or b in chosen
+    return [(c, b, boot_reps(b, repeat))
+            for b in range(1, boots + 1) for c in configs if keep(c, b)]
+
+
+def boot_reps(boot: int, repeat: int) -> list[int]:
+    """The repetition numbers boot `boot` holds: (boot-1)*repeat+1 .. boot*repeat (pure)."""
+    return list(range((boot - 1) * repeat + 1, boot * repeat + 1))
+
+
+def continuation_boot(slot: int, planned: int, used: set[int]) -> int:
+    """The number of a boot that continues planned boot `slot` (after a timeout or a retry)
+    when a configuration's boots run on several hosts: slot + m*planned for the first free
+    m >= 1, so two hosts holding different slots never pick the same number (pure)."""
+    step = max(planned, 1)
+    number = slot + step
+    while number in used:
+        number += step
+    return number
 
 
 def run_matrix(configs: Sequence[Config], runs_dir: str | os.PathLike,
@@ -285,7 +318,7 @@ def run_matrix(configs: Sequence[Config], runs_dir: str | os.PathLike,
                                   f"({_RESUME_HINT}):\n  " + "\n  ".join(bad))
         outcomes: list[RepOutcome] = []
         k = runner.options.boots
-        for c, b, reps in boot_plan(configs, k, runner.options.repeat):
+        for c, b, reps in boot_plan(configs, k, runner.options.repeat, runner.options.boot_numbers):
             outcomes += run_config(c, runs_dir, reps, runner, boot=b, planned_boots=k)
         order = {c.name: i for i, c in enumerate(configs)}
         return sorted(outcomes, key=lambda o: (order.get(o.name, 0), o.rep))
