@@ -12,6 +12,7 @@ import sys
 import click
 
 from perfsuite.commands.base import RunArgs, group, run_options
+from perfsuite.commands.nightly import NIGHT_BOOTS, NIGHT_REPEAT, night_run_args
 from perfsuite.commands.run import DEFAULT_BOOTS, DEFAULT_REPEAT
 from perfsuite.errors import BadInput
 
@@ -191,7 +192,7 @@ def _report(job, names: list[str]) -> None:
 
 @lab.command("nightly", error_prefix="perfsuite lab nightly: error")
 @_INV
-@run_options(repeat_default=5)
+@run_options(repeat_default=NIGHT_REPEAT, boots_default=NIGHT_BOOTS)
 @_FORKS
 @click.option("--baseline-qemu", required=True, metavar="PATH", help="QEMU of the reference build on the hosts.")
 @click.option("--candidate-qemu", required=True, metavar="PATH", help="QEMU of the build under test on the hosts.")
@@ -224,8 +225,7 @@ def nightly_cmd(inventory, run_args: RunArgs, forks, baseline_qemu, candidate_qe
     from perfsuite.nightly import night as N
     from perfsuite.run.progress import Progress
 
-    if run_args.repeat < 2:
-        raise BadInput("lab nightly needs --repeat 2 or more (pairs per configuration)")
+    run_args = night_run_args(run_args, "lab nightly")
     if baseline_label == candidate_label:
         raise BadInput("--baseline-label and --candidate-label must differ")
     thr = parse_threshold(threshold)

@@ -7,11 +7,12 @@ Exit status of nightly: 0 no regression, 1 regression, 2 error (one line, no tra
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from perfsuite.commands.base import run_options
+from perfsuite.commands.base import RunArgs, run_options
 from perfsuite.errors import BadInput, fail, fail_unexpected
 
 # The nightly's design: 5 boots per build and configuration, one repetition in each (the
@@ -28,6 +29,19 @@ def night_design(boots: int, repeat: int, boots_given: bool, repeat_given: bool)
                            f"repetition each (its old meaning); write --boots {repeat} "
                            "(--repeat R is now repetitions per boot, as for perfsuite run)")
     return boots, repeat, None
+
+
+def night_run_args(run_args: RunArgs, command: str) -> RunArgs:
+    """The night's RunArgs from the command line (`nightly` and `lab nightly`): the old
+    meaning of a lone --repeat kept with a warning, and at least two pairs of boots."""
+    ctx = click.get_current_context()
+    given = {n: ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE for n in ("boots", "repeat")}
+    boots, reps, note = night_design(run_args.boots, run_args.repeat, given["boots"], given["repeat"])
+    if note:
+        click.echo(f"warning: {note}", err=True)
+    if boots < 2:
+        raise BadInput(f"{command} needs --boots 2 or more (pairs of boots per configuration)")
+    return replace(run_args, boots=boots, repeat=reps)
 
 _NIGHTLY_EPILOG = """\b
 Outputs (RESULTS_DIR/nights/NIGHT/): summary.md, junit.xml, compare.json, report/index.html;
@@ -93,7 +107,6 @@ def nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matr
 def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, matrix, results_dir,
              run_args, night, sequential, max_boots, retries, work_root, threshold, test, correction,
              metric, throttle_iops, summary_copy, junit_copy, html) -> int:
-    from dataclasses import replace
 
     from perfsuite.nightly import night as N
     from perfsuite.commands.base import parse_threshold
@@ -103,14 +116,7 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     from perfsuite.qemu.features import probe
 
     thr = parse_threshold(threshold)
-    ctx = click.get_current_context()
-    given = {n: ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE for n in ("boots", "repeat")}
-    boots, reps, note = night_design(run_args.boots, run_args.repeat, given["boots"], given["repeat"])
-    if note:
-        click.echo(f"warning: {note}", err=True)
-    run_args = replace(run_args, boots=boots, repeat=reps)
-    if run_args.boots < 2:
-        raise BadInput("nightly needs --boots 2 or more (pairs of boots per configuration)")
+    run_args = night_run_args(run_args, "nightly")
     if baseline_label == candidate_label:
         raise BadInput("--baseline-label and --candidate-label must differ")
     night = night or N.night_id()

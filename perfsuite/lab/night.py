@@ -29,7 +29,7 @@ class NightPlan:
         argv = [f"{h.dir}/venv/bin/perfsuite", "nightly", "--matrix", labrun.matrix_on_host,
                 "--baseline-qemu", self.baseline_qemu, "--candidate-qemu", self.candidate_qemu,
                 "--baseline-label", la, "--candidate-label", lb, "--runs-dir", "runs",
-                "--results-dir", "nightly", "--night", self.night, "--repeat", str(a.repeat),
+                "--results-dir", "nightly", "--night", self.night, "--boots", str(a.boots), "--repeat", str(a.repeat),
                 "--accel", a.accel, "--work-root", f"{job.dir}/work", "--no-html"]
         for opt, v in (("--runtime", a.runtime), ("--ramp", a.ramp), ("--timeout", a.timeout)):
             if v is not None:

@@ -176,7 +176,7 @@ def test_lab_nightly_interleaves_on_each_host_and_records_the_hosts(lab):
     qemu = "/usr/bin/qemu-system-x86_64"
     out = perfsuite("lab", "nightly", str(lab.inv), "--matrix", str(lab.matrix.parent / "night.toml"),
                     "--baseline-qemu", qemu, "--candidate-qemu", qemu, "--night", "n1",
-                    "--results-dir", str(results), "--repeat", "2", "--runtime", "2", "--ramp", "0",
+                    "--results-dir", str(results), "--boots", "2", "--runtime", "2", "--ramp", "0",
                     "--accel", "tcg", "--poll", "2")
     assert out.returncode in (0, 1), out.stderr     # same build twice: no verdict is forced
     assert "class default (hosts h1, h2):" in out.stdout and "smp-1-dataplane" in out.stdout
