@@ -2,6 +2,7 @@
 interleaving order, verdicts, outputs, history, sequential stops, the throttle wrapper."""
 
 import subprocess
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -13,7 +14,9 @@ from perfsuite.nightly import night as N
 import synthetic
 from perfsuite.commands.nightly import history as history_cmd
 from perfsuite.commands.nightly import nightly as nightly_cmd
+from perfsuite.analysis.fio import parse_file
 from perfsuite.matrix.config import Config
+from perfsuite.run.runner import RepOutcome
 
 
 def pairs(smps=(1, 2)):
@@ -24,7 +27,8 @@ def pairs(smps=(1, 2)):
 
 class FakeRunner:
     """run_one(config, runs_dir, reps, boot): one boot of len(reps) repetitions around
-    truth(config) (boot-to-boot CV boot_cv); logs the calls (name, boot, reps)."""
+    truth(config) (boot-to-boot CV boot_cv), written to the runs dir and returned as the
+    runner's outcomes; logs the calls (name, boot, reps)."""
 
     def __init__(self, truth, cv=0.03, seed=0, boot_cv=0.0):
         self.truth, self.cv, self.boot_cv, self.calls = truth, cv, boot_cv, []
@@ -35,7 +39,9 @@ class FakeRunner:
         synthetic.write_runs(runs_dir, config.name, self.truth(config), self.cv, len(reps), seed=self.rng,
                              config=config.to_meta(), first_rep=reps[0], per_boot=len(reps),
                              first_boot=boot, boot_cv=self.boot_cv)
-        return []
+        # what run_config returns: one outcome per repetition, with its boot and fio record
+        return [RepOutcome(config.name, n, "ok", boot=boot,
+                           record=parse_file(Path(runs_dir) / config.name / f"{n}.json")) for n in reps]
 
 
 def test_pairs_must_differ_only_in_the_build():
@@ -89,6 +95,22 @@ def test_sequential_stops_early_when_clear(tmp_path):
     # the reported ratio is the bias-adjusted one, near the true 0.7, inside its interval
     r = rows.loc["smp-2-dataplane"]
     assert abs(r.ratio - 0.7) < 0.02 and r.ci_low < r.ratio < r.ci_high
+
+
+def test_sequential_stop_decides_from_what_the_runner_returned(tmp_path):
+    """run_pairs reads the runs dir once per configuration (a resumed night), then only the
+    outcomes run_one returns: a runner that writes nothing still gets its stop."""
+    rng = np.random.default_rng(1)
+
+    def run_one(config, runs_dir, reps, boot):
+        level = 1e5 * (0.7 if config.label == "candidate" else 1.0)
+        return [RepOutcome(config.name, n, "ok", boot=boot, record={"iops": level * (1 + 0.01 * rng.standard_normal())})
+                for n in reps]
+
+    opts = N.NightlyOptions(boots=2, sequential=True, max_boots=30)
+    stops, failures = N.run_pairs(pairs((2,)), tmp_path / "a", tmp_path / "b", opts, run_one)
+    assert stops == {"baseline-smp-2-dataplane": ("change", 5)} and failures == []
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_slow_creep_over_nights_is_named(tmp_path):

@@ -136,6 +136,28 @@ def paired(base_dir: Path, cand_dir: Path, a, b, metric: str):
     return d
 
 
+class _Seen:
+    """One configuration's values and boots of one side, as the sequential stop sees them:
+    what the runs dir held when the configuration started (a resumed night), then what the
+    runner returned for each repetition it ran; nothing is read again after a pair."""
+
+    def __init__(self, runs_dir: Path, name: str, metric: str):
+        from perfsuite.analysis.comparison import CompareError, resolve_metric
+
+        try:
+            self.column = resolve_metric(metric)
+        except CompareError:
+            self.column = metric
+        self.values, boots = _values(runs_dir, name, metric)
+        self.boots = list(boots) if boots is not None else [None] * len(self.values)
+
+    def add(self, outcome) -> None:
+        v = (getattr(outcome, "record", None) or {}).get(self.column)
+        if getattr(outcome, "status", None) == "ok" and isinstance(v, (int, float)) and v == v:
+            self.values.append(float(v))
+            self.boots.append(getattr(outcome, "boot", None))
+
+
 def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: NightlyOptions,
               run_one: RunOne, log: Callable[[str], None] = lambda m: None):
     """Run each config's pairs of boots interleaved (A1 B1 A2 B2 ..., `opts.repeat`
@@ -146,6 +168,8 @@ def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: Nigh
     des = design(opts, len(pairs))
     for a, b in pairs:
         decision, k = "fixed", 0
+        seen = {a.name: _Seen(base_dir, a.name, opts.metric), b.name: _Seen(cand_dir, b.name, opts.metric)} \
+            if opts.sequential else {}
         plan = schedule(a, b, cap, opts.repeat)
         for i in range(0, len(plan), 2):
             for c, boot, reps in plan[i:i + 2]:
@@ -153,10 +177,13 @@ def run_pairs(pairs: Sequence[tuple], base_dir: Path, cand_dir: Path, opts: Nigh
                 for o in run_one(c, d, reps, boot) or []:
                     if getattr(o, "status", "ok") not in ("ok", "skipped"):
                         failures.append(f"{c.name} #{o.rep}: {o.status}: {o.error}")
+                    elif seen:
+                        seen[c.name].add(o)
             k = i // 2 + 1
             if opts.sequential and k >= des.n_min:
                 # Two-sided: the stop does not care which direction is "better".
-                d = paired(base_dir, cand_dir, a, b, opts.metric)
+                sa, sb = seen[a.name], seen[b.name]
+                d = seq.pairs_from_boots(sa.values, sa.boots, sb.values, sb.boots)
                 if d.size >= 2:
                     decision = str(seq.run_paths(d[None, :], des).decision[0])
                     if decision != seq.SEQ_CONTINUE:

@@ -12,7 +12,7 @@ import re
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from perfsuite import rundir
 from perfsuite.errors import PerfsuiteError
@@ -23,6 +23,25 @@ if TYPE_CHECKING:
     from perfsuite.matrix.config import Config
 
 POLL = 0.1
+
+
+class Finished(NamedTuple):
+    """What one attempted repetition came to: status, error, and for an ok one the flat fio
+    record of its result (perfsuite.analysis.fio), so a caller can decide without re-reading
+    the run directory (the nightly's sequential stop)."""
+
+    status: str
+    error: str | None
+    record: dict | None = None
+
+
+def _record_of(data: bytes | None) -> dict | None:
+    from perfsuite.analysis.fio import FioParseError, parse_bytes
+
+    try:
+        return parse_bytes(data) if data else None
+    except FioParseError:  # fio_verdict passed it; a record it cannot make only costs the shortcut
+        return None
 
 
 class RecordError(PerfsuiteError):
@@ -87,8 +106,8 @@ def exit_reason(code: int | None) -> str:
 
 
 def run_boot(c: Config, run_dir: Path, reps: list[int], attempts: dict[int, int], runner: Any,
-             boot_no: int) -> dict[int, tuple[str, str | None]]:
-    """Boot once for `reps`; returns {rep: (status, error)} for every rep it attempted."""
+             boot_no: int) -> dict[int, Finished]:
+    """Boot once for `reps`; returns {rep: Finished(status, error, record)} for every rep it attempted."""
     choice = runner.accel(c.qemu)
     tmo = boot_timeouts(c, choice.accel, runner.options.timeout)
     boot = runner.launch(c, reps, choice.accel)
@@ -103,7 +122,7 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
     runner.event("boot", name=c.name, reps=list(reps), accel=choice.accel, boot=boot_no)
     common = dict(boot=boot_no, argv=list(boot.argv), accel=choice.accel,
                   accel_note=choice.note, versions=versions(c.qemu), host=host_info())
-    results: dict[int, tuple[str, str | None]] = {}
+    results: dict[int, Finished] = {}
     state = {"started": now_iso(), "device": {}}
 
     def record(n: int, status: str, error: str | None, json_path: Path | None = None) -> None:
@@ -125,7 +144,7 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
         except OSError as e:
             raise RecordError(f"cannot record {run_dir / f'{n}.json'}: {e.strerror or e} "
                               "(repetitions already recorded are kept)") from None
-        results[n] = (status, error)
+        results[n] = Finished(status, error, _record_of(data) if status == "ok" else None)
         state["started"] = now_iso()
         if status == "ok" or attempts[n] > runner.options.retries:
             runner.event("rep", name=c.name, rep=n, status=status, error=error)
@@ -172,8 +191,8 @@ def _judge(boot: Any, n: int, status: str, error: str | None,
 
 def _final_logs(run_dir: Path, results: dict, console: str) -> None:
     """The complete console (power-off included) for the repetitions that succeeded."""
-    for n, (st, _) in results.items():
-        if st == "ok":
+    for n, fin in results.items():
+        if fin.status == "ok":
             try:
                 rundir.write_log(run_dir, n, console)
             except OSError:

@@ -67,6 +67,8 @@ class RepOutcome:
     status: str                          # ok | failed | timeout | skipped
     error: str | None = None
     attempts: int = 0
+    boot: int | None = None              # the boot it ran in (None: skipped, not run now)
+    record: dict | None = None           # an ok repetition's fio record (analysis.fio's fields)
 
 
 @dataclass
@@ -247,10 +249,11 @@ def run_config(config: Config, runs_dir: str | os.PathLike, reps: int | Iterable
             else:
                 number = max(used | {planned_boots}) + 1
             finished = run_boot(config, run_dir, batch, attempts, runner, number)
-            for n, (status, error) in finished.items():
-                if status == "ok" or attempts[n] > runner.options.retries:
+            for n, fin in finished.items():
+                if fin.status == "ok" or attempts[n] > runner.options.retries:
                     pending.remove(n)
-                    outcomes.append(RepOutcome(config.name, n, status, error, attempts[n]))
+                    outcomes.append(RepOutcome(config.name, n, fin.status, fin.error, attempts[n],
+                                               number, fin.record))
         return sorted(outcomes, key=lambda o: o.rep)
     finally:
         lock.release()
