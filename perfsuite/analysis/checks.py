@@ -17,7 +17,8 @@
   than numjobs x iodepth is impossible (a broken measurement), far less on a
   job meant to keep the device busy means the guest or fio is the bottleneck.
 
-Pure: the frame in, a list of findings out; nothing is printed.
+Pure: the results in (plain columns, perfsuite.analysis.runs.Runs, or the same as a
+DataFrame), a list of findings out; nothing is printed. pandas only for the model band.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from perfsuite.analysis.runs import Runs, as_runs, group_mean, missing
 
 SPREAD_LIMIT_PCT = 10.0     # half-range over mean above which a row is not trusted
 LITTLE_TOLERANCE = 0.10     # in-flight estimate may exceed numjobs x iodepth by this much
@@ -102,12 +105,7 @@ def condense(findings: list[Finding], max_names: int | None = 8) -> list[str]:
 
 
 def _known(v) -> bool:
-    import pandas as pd
-
-    try:
-        return not bool(pd.isna(v))
-    except (TypeError, ValueError):  # a list-like value: present
-        return True
+    return not missing(v)
 
 
 def _int(v):
@@ -126,14 +124,14 @@ def _fmt(x: float) -> str:
 @dataclass
 class RowFacts:
     """What the checks need of one run name, gathered for all names in one pass over the
-    frame (per-name pandas calls were the analyzer's cost on large trees)."""
+    runs (per-name pandas calls were the analyzer's cost on large trees)."""
 
     name: str
     first: dict          # column -> first known value under the name
     iops: np.ndarray     # finite IOPS of its runs
     distinct: dict       # column -> {known value: runs with it} (the columns that may differ)
     inflight: float | None = None   # mean IOPS x mean latency (Little's law), None if unknown
-    cap: float | None = None        # max numjobs x iodepth
+    cap: float | None = None        # max I/Os fio could keep in flight (numjobs x iodepth)
 
 
 _FIRST_COLUMNS = ("smp", "num_queues", "numjobs", "accel")
@@ -141,48 +139,59 @@ _DISTINCT_COLUMNS = ("queues_seen", "cpus_seen", *(c for c, _ in VERSION_COLUMNS
 
 
 def row_facts(frame) -> dict[str, RowFacts]:
-    """name -> RowFacts, in name order. Vectorised: a few groupbys, whatever the row count."""
-    by = frame.groupby("name", sort=True)
-    firsts = by[[c for c in (*_FIRST_COLUMNS, *pair_keys()) if c in frame.columns]].first()
-    x = frame["iops"].astype(float)
-    finite = frame.loc[np.isfinite(x.to_numpy()), ["name", "iops"]]
-    iops = {str(n): g.to_numpy(dtype=float) for n, g in finite.groupby("name", sort=True)["iops"]}
-    distinct: dict[str, dict[str, dict]] = {}
-    for col in _DISTINCT_COLUMNS:
-        if col not in frame.columns:
-            continue
-        sub = frame[["name", col]].dropna()
-        sub = sub.assign(**{col: sub[col].astype(str) if col in dict(VERSION_COLUMNS) else sub[col]})
-        for (n, v), count in sub.groupby(["name", col], sort=True).size().items():
-            distinct.setdefault(str(n), {}).setdefault(col, {})[v] = int(count)
-    little = _little_per_name(frame)
+    """name -> RowFacts, in name order; one pass over each column, whatever the row count."""
+    runs = as_runs(frame)
+    groups = runs.groups("name")
+    present = [c for c in dict.fromkeys((*_FIRST_COLUMNS, *pair_keys())) if c in runs.columns]
+    iops = [_number(v) for v in runs["iops"]] if "iops" in runs.columns else [math.nan] * len(runs)
+    little = _little_per_name(runs, groups)
+    cols = {c: runs[c] for c in (*present, *_DISTINCT_COLUMNS) if c in runs.columns}
+    versions = dict(VERSION_COLUMNS)
     out = {}
-    for n, row in firsts.iterrows():
-        n = str(n)
-        first = {k: (v if _known(v) else None) for k, v in row.items()}
+    for n, idx in groups.items():
+        first = {c: next((cols[c][i] for i in idx if _known(cols[c][i])), None) for c in present}
+        distinct: dict[str, dict] = {}
+        for c in _DISTINCT_COLUMNS:
+            if c not in cols:
+                continue
+            counts: dict = {}
+            for i in idx:
+                v = cols[c][i]
+                if _known(v):
+                    v = str(v) if c in versions else v
+                    counts[v] = counts.get(v, 0) + 1
+            if counts:
+                distinct[c] = counts
+        x = np.asarray([iops[i] for i in idx if math.isfinite(iops[i])], dtype=float)
         inflight, cap = little.get(n, (None, None))
-        out[n] = RowFacts(n, first, iops.get(n, np.empty(0)), distinct.get(n, {}), inflight, cap)
+        out[n] = RowFacts(n, first, x, distinct, inflight, cap)
     return out
 
 
-def _little_per_name(frame) -> dict[str, tuple[float, float]]:
+def _number(v) -> float:
+    """pandas.to_numeric(errors='coerce') of one cell."""
+    if missing(v):
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _little_per_name(runs: Runs, groups: dict[str, list[int]]) -> dict[str, tuple[float, float]]:
+    """name -> (mean I/Os in flight = IOPS x mean latency, max numjobs x iodepth) over the
+    runs where all of them are known."""
     cols = ("iops", "lat_mean_us", "numjobs", "iodepth")
-    if any(c not in frame.columns for c in cols):
+    if any(c not in runs.columns for c in cols):
         return {}
-    sub = frame[list(cols)].apply(lambda s: pd_float(s))
-    ok = np.isfinite(sub.to_numpy()).all(axis=1) & (sub["lat_mean_us"] > 0).to_numpy()
-    if not ok.any():
-        return {}
-    sub = sub[ok].assign(name=frame["name"][ok].to_numpy(),
-                         inflight=lambda d: d["iops"] * d["lat_mean_us"] * 1e-6,
-                         cap=lambda d: d["numjobs"] * d["iodepth"])
-    agg = sub.groupby("name", sort=True).agg(inflight=("inflight", "mean"), cap=("cap", "max"))
-    return {str(n): (float(r.inflight), float(r.cap)) for n, r in agg.iterrows()}
-
-
-def pd_float(s):
-    import pandas as pd
-    return pd.to_numeric(s, errors="coerce").astype("float64")
+    iops, lat, jobs, depth = ([_number(v) for v in runs[c]] for c in cols)
+    out = {}
+    for n, idx in groups.items():
+        ok = [i for i in idx if lat[i] > 0 and all(math.isfinite(x[i]) for x in (iops, lat, jobs, depth))]
+        if ok:
+            inflight = group_mean(iops[i] * lat[i] * 1e-6 for i in ok)
+            out[n] = (inflight, max(jobs[i] * depth[i] for i in ok))
+    return out
 
 
 def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
@@ -196,8 +205,9 @@ def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
     """
     if frame is None or len(frame) == 0 or "name" not in frame.columns:
         return []
+    runs = as_runs(frame)
     band = model is not None if band is None else band
-    facts = row_facts(frame)
+    facts = row_facts(runs)
     out: list[Finding] = []
     for f in facts.values():
         out += _guest_view(f)
@@ -205,12 +215,13 @@ def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
         out += _spread(f)
         out += _little(f)
     # the host view (perfsuite.hostview): only frames that carry it pay for the groups
-    host_groups = ({str(n): g for n, g in frame.groupby("name", sort=True)}
-                   if "cpu_vcpu_pct" in frame.columns and frame["cpu_vcpu_pct"].notna().any() else {})
+    host_groups = ({n: runs.take(idx) for n, idx in runs.groups("name").items()}
+                   if runs.any_known("cpu_vcpu_pct") else {})
     for name, g in host_groups.items():
         out += _host(name, g)
     if band:
         stages: dict[str, str] = {}
+        frame = runs.to_frame()
         out += _band(frame, {str(n): g for n, g in frame.groupby("name", sort=True)}, model, stages)
         out += _model_vs_threads(host_groups, stages)
     out += _mq_gain(facts)
@@ -301,8 +312,9 @@ def _iops(g) -> np.ndarray:
 
 
 def _dataplane(g):
-    s = g["dataplane"].dropna() if "dataplane" in g.columns else []
-    return s.iloc[0] if len(s) else None
+    """The first known dataplane value of a name's runs (a Runs view or a DataFrame group)."""
+    values = g["dataplane"] if "dataplane" in g.columns else []
+    return next((v for v in values if _known(v)), None)
 
 
 def _host(name: str, g) -> list[Finding]:
