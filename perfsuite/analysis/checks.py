@@ -385,14 +385,16 @@ def _mq_gain(facts: dict[str, RowFacts]) -> list[Finding]:
     def key(f: RowFacts):
         return tuple(str(f.first.get(k)) for k in keys if k in f.first)
 
-    single = {}
+    from perfsuite.matrix.axes import multiqueue
+
+    single = {}   # the one-queue twins
     for f in facts.values():
-        if _int(f.first.get("num_queues")) == 1:
+        if multiqueue(f.first.get("num_queues")) is False:
             single.setdefault(key(f), f)
     out = []
     for f in facts.values():
         nq, smp = _int(f.first.get("num_queues")), _int(f.first.get("smp"))
-        if nq is None or smp is None or nq <= 1 or key(f) not in single:
+        if nq is None or smp is None or not multiqueue(nq) or key(f) not in single:
             continue
         base = single[key(f)]
         a, b = f.iops, base.iops

@@ -91,8 +91,8 @@ class Config:
 
     @property
     def mq(self) -> bool:
-        """Multiqueue: one queue per vCPU (the seed's definition; `-no-mq` is num-queues 1)."""
-        return self.num_queues == self.smp
+        """Multiqueue (perfsuite.matrix.axes.multiqueue: more than one queue)."""
+        return bool(A.multiqueue(self.num_queues))
 
 
 def fields() -> tuple[str, ...]:
