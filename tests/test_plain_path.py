@@ -131,3 +131,23 @@ def test_runs_view_and_missing():
     assert [missing(v) for v in (None, math.nan, pd.NA, pd.NaT, 0, "")] == [True] * 4 + [False] * 2
     f = pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "s": ["a", None]})
     assert from_frame(f)["n"] == [1, None] and as_runs(f).to_frame() is f
+
+
+def test_plainstats_are_numpys_floats():
+    from perfsuite.analysis import plainstats as P
+
+    assert P.ERROR_KINDS == stats.ERROR_KINDS and P.ERROR_HELP == stats.ERROR_HELP
+    rng = np.random.default_rng(7)
+    for n in [*range(1, 40), 127, 128, 129, 255, 300, 1000]:
+        x = rng.lognormal(10, 1, n) * rng.choice([1e-3, 1.0, 1e3])
+        xs = x.tolist()
+        assert P.pairwise_sum(xs) == np.add.reduce(x) and P.mean(xs) == x.mean()
+        assert P.segment_sum(xs) == np.add.reduceat(x, [0])[0]
+        for kind in ("range", "cv", "sem"):
+            got, want = P.error_pct(xs, kind), stats.error_pct(x, kind)
+            assert got == want or (math.isnan(got) and math.isnan(want)), (n, kind)
+        if n > 1:
+            assert P.std(xs) == x.std(ddof=1)
+    assert math.isnan(P.error_pct([1.0, math.nan])) and math.isnan(P.error_pct([0.0, 0.0]))
+    with pytest.raises(ValueError):
+        P.error_pct([1.0, 2.0], "stddev")

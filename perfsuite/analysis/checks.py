@@ -26,8 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
+from perfsuite.analysis import plainstats
 from perfsuite.analysis.runs import Runs, as_runs, group_mean, missing
 
 SPREAD_LIMIT_PCT = 10.0     # half-range over mean above which a row is not trusted
@@ -128,7 +127,7 @@ class RowFacts:
 
     name: str
     first: dict          # column -> first known value under the name
-    iops: np.ndarray     # finite IOPS of its runs
+    iops: list[float]    # finite IOPS of its runs
     distinct: dict       # column -> {known value: runs with it} (the columns that may differ)
     inflight: float | None = None   # mean IOPS x mean latency (Little's law), None if unknown
     cap: float | None = None        # max I/Os fio could keep in flight (numjobs x iodepth)
@@ -146,10 +145,13 @@ def row_facts(frame) -> dict[str, RowFacts]:
     iops = [_number(v) for v in runs["iops"]] if "iops" in runs.columns else [math.nan] * len(runs)
     little = _little_per_name(runs, groups)
     cols = {c: runs[c] for c in (*present, *_DISTINCT_COLUMNS) if c in runs.columns}
+    cols = {c: v for c, v in cols.items() if any(_known(x) for x in v)}  # without meta most are empty
+    known = [c for c in present if c in cols]
     versions = dict(VERSION_COLUMNS)
     out = {}
     for n, idx in groups.items():
-        first = {c: next((cols[c][i] for i in idx if _known(cols[c][i])), None) for c in present}
+        first = dict.fromkeys(present)
+        first.update({c: next((cols[c][i] for i in idx if _known(cols[c][i])), None) for c in known})
         distinct: dict[str, dict] = {}
         for c in _DISTINCT_COLUMNS:
             if c not in cols:
@@ -162,7 +164,7 @@ def row_facts(frame) -> dict[str, RowFacts]:
                     counts[v] = counts.get(v, 0) + 1
             if counts:
                 distinct[c] = counts
-        x = np.asarray([iops[i] for i in idx if math.isfinite(iops[i])], dtype=float)
+        x = [iops[i] for i in idx if math.isfinite(iops[i])]
         inflight, cap = little.get(n, (None, None))
         out[n] = RowFacts(n, first, x, distinct, inflight, cap)
     return out
@@ -273,16 +275,14 @@ def _versions(f: RowFacts) -> list[Finding]:
 
 
 def _spread(f: RowFacts) -> list[Finding]:
-    from perfsuite.analysis.stats import error_pct
-
     x, name = f.iops, f.name
-    if x.size < 2:
-        return [Finding(name, "info", f"{x.size} run: spread unknown; run it again to get an error",
+    if len(x) < 2:
+        return [Finding(name, "info", f"{len(x)} run: spread unknown; run it again to get an error",
                         "single-run")]
-    err = error_pct(x, "range")
+    err = plainstats.error_pct(x, "range")
     if math.isfinite(err) and err > SPREAD_LIMIT_PCT:
         # "IOPS" and "half-range": the table beside it may show another --metric or --error
-        return [Finding(name, "warning", f"IOPS spread ±{err:.1f}% (half-range) over {x.size} runs "
+        return [Finding(name, "warning", f"IOPS spread ±{err:.1f}% (half-range) over {len(x)} runs "
                                          f"(> {SPREAD_LIMIT_PCT:g}%) "
                                          "is too high to trust; re-run (pin vCPUs, quiet host)",
                          "spread", f"±{err:.1f}%")]
@@ -306,7 +306,9 @@ def _little(f: RowFacts) -> list[Finding]:
     return []
 
 
-def _iops(g) -> np.ndarray:
+def _iops(g):
+    import numpy as np
+
     x = g["iops"].astype(float).to_numpy()
     return x[np.isfinite(x)]
 
@@ -398,13 +400,14 @@ def _mq_gain(facts: dict[str, RowFacts]) -> list[Finding]:
             continue
         base = single[key(f)]
         a, b = f.iops, base.iops
-        if a.size == 0 or b.size == 0 or b.mean() <= 0:
+        if not a or not b or plainstats.mean(b) <= 0:
             continue
-        gain = a.mean() / b.mean()
+        gain = plainstats.mean(a) / plainstats.mean(b)
         jobs = _int(f.first.get("numjobs"))
         bound = mq_gain_bound(smp, nq, jobs)
         # Noise of the ratio: relative SEMs of both means added in quadrature, x2.
-        rel = [x.std(ddof=1) / x.mean() / math.sqrt(x.size) if x.size > 1 else 0.0 for x in (a, b)]
+        rel = [plainstats.std(x) / plainstats.mean(x) / math.sqrt(len(x)) if len(x) > 1 else 0.0
+               for x in (a, b)]
         tol = max(MIN_GAIN_TOLERANCE, 2 * math.hypot(*rel))
         if gain > bound * (1 + tol):
             out.append(Finding(f.name, "warning",

@@ -24,14 +24,17 @@ def missing(v: Any) -> bool:
     """None, a float NaN, or pandas' NA/NaT (a frame's values, without importing pandas)."""
     if v is None:
         return True
+    t = type(v)
+    if t is str or t is int or t is bool:  # the common cells first: this is called per cell
+        return False
     if isinstance(v, float):
         return v != v
-    return type(v).__name__ in ("NAType", "NaTType")
+    return t.__name__ in ("NAType", "NaTType")
 
 
 def as_float(v: Any) -> float:
     """A numeric cell -> float; missing -> NaN (what DataFrame.astype(float) makes of it)."""
-    return math.nan if missing(v) else float(v)
+    return v if type(v) is float else math.nan if missing(v) else float(v)
 
 
 def group_mean(values: Iterable[float]) -> float:

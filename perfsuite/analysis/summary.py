@@ -16,10 +16,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from perfsuite.analysis.plainstats import ERROR_KINDS, error_pct, segment_sum
 from perfsuite.analysis.runs import FLOAT, Runs, as_runs, group_mean, missing
-from perfsuite.analysis.stats import ERROR_KINDS, boot_units, error_pct
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,6 +75,10 @@ def _finite(runs: Runs, col: str) -> list[int]:
 
 def one_boot_names(frame, metric: str = "iops") -> list[str]:
     """Names whose runs (two or more) all share one boot: their sem/ci95 miss the boot-to-boot part."""
+    import numpy as np
+
+    from perfsuite.analysis.stats import boot_units
+
     runs = as_runs(frame)
     if "boot" not in runs.columns:
         return []
@@ -102,20 +104,15 @@ def summary_runs(frame, metric: str = "iops", error: str = "range") -> Runs:
     dtypes = {"mean": FLOAT, "error_pct": FLOAT, "n": "int64"}
     if not len(ok):
         return Runs({c: [] for c in SUMMARY_COLUMNS}, dtypes)
-    names = np.asarray([str(n) for n in ok["name"]], dtype=object)
-    values = np.asarray(ok[col], dtype=float)
-    boots = np.asarray(ok["boot"], dtype=object) if "boot" in runs.columns else None
-    # One stable sort, then slice per name: cheaper than a groupby per name.
-    order = np.argsort(names, kind="stable")
-    names, values = names[order], values[order]
-    boots = None if boots is None else boots[order]
-    uniq, starts, counts = np.unique(names, return_index=True, return_counts=True)
-    sums = np.add.reduceat(values, starts)
-    errors = [error_pct(values[s : s + c], error, None if boots is None else boots[s : s + c])
-              for s, c in zip(starts, counts)]
-    out = {"name": [str(n) for n in uniq], "mean": (sums / counts).tolist(),
-           "error_pct": [float(e) for e in errors], "n": counts.astype(int).tolist()}
     groups = ok.groups("name")
+    values = [float(v) for v in ok[col]]
+    boots = ok["boot"] if "boot" in runs.columns else None
+    out: dict[str, list] = {"name": list(groups), "mean": [], "error_pct": [], "n": []}
+    for idx in groups.values():
+        x = [values[i] for i in idx]
+        out["mean"].append(segment_sum(x) / len(x))   # what np.add.reduceat gave: the same float
+        out["error_pct"].append(float(error_pct(x, error, None if boots is None else [boots[i] for i in idx])))
+        out["n"].append(len(x))
     for c in (c for c in _config_columns() if c in runs.columns):
         values_c = ok[c]
         out[c] = [next((values_c[i] for i in groups[n] if not missing(values_c[i])), None) for n in out["name"]]

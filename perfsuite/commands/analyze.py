@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from perfsuite.analysis.stats import ERROR_HELP, ERROR_KINDS
+from perfsuite.analysis.plainstats import ERROR_HELP, ERROR_KINDS
 from perfsuite.commands.base import command
 from perfsuite.errors import BadInput
 
