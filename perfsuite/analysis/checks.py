@@ -145,7 +145,7 @@ def row_facts(frame) -> dict[str, RowFacts]:
     iops = [_number(v) for v in runs["iops"]] if "iops" in runs.columns else [math.nan] * len(runs)
     little = _little_per_name(runs, groups)
     cols = {c: runs[c] for c in (*present, *_DISTINCT_COLUMNS) if c in runs.columns}
-    cols = {c: v for c, v in cols.items() if any(_known(x) for x in v)}  # without meta most are empty
+    cols = {c: v for c, v in cols.items() if runs.any_known(c)}  # without meta most are empty
     known = [c for c in present if c in cols]
     versions = dict(VERSION_COLUMNS)
     out = {}

@@ -228,7 +228,9 @@ def _to_runs(rows: list[dict[str, Any]], with_meta: bool) -> Runs:
     for c in columns():
         if with_meta or c in _ALWAYS:
             values = [r.get(c) for r in rows]
-            cols[c] = [as_float(v) for v in values] if DTYPES.get(c) == FLOAT else values
+            if DTYPES.get(c) == FLOAT:
+                values = [v if type(v) is float else as_float(v) for v in values]
+            cols[c] = values
         else:
             cols[c] = [math.nan] * n if DTYPES.get(c) == FLOAT else [None] * n
     return Runs(cols, DTYPES)

@@ -89,7 +89,14 @@ class Runs:
         return {k: out[k] for k in sorted(out)}
 
     def any_known(self, col: str) -> bool:
-        return col in self._cols and any(not missing(v) for v in self[col])
+        if col not in self._cols:
+            return False
+        for v in self[col]:
+            if v is None or (type(v) is float and v != v):  # the common misses, without a call
+                continue
+            if not missing(v):
+                return True
+        return False
 
     def to_frame(self):
         """The pandas DataFrame of these columns, with the dtypes they were declared with."""
