@@ -14,7 +14,7 @@
 * the host view (perfsuite.hostview.findings): a saturated IOThread, a noisy host (steal,
   another busy process), and the model's bottleneck stage against the saturated thread;
 * Little's law: IOPS x mean latency is the mean number of I/Os in flight; more
-  than numjobs x iodepth is impossible (a broken measurement), far less on a
+  than fio's jobs can hold (the sum over job sections of iodepth x jobs) is impossible (a broken measurement), far less on a
   job meant to keep the device busy means the guest or fio is the bottleneck.
 
 Pure: the results in (plain columns, perfsuite.analysis.runs.Runs, or the same as a
@@ -130,7 +130,7 @@ class RowFacts:
     iops: list[float]    # finite IOPS of its runs
     distinct: dict       # column -> {known value: runs with it} (the columns that may differ)
     inflight: float | None = None   # mean IOPS x mean latency (Little's law), None if unknown
-    cap: float | None = None        # max I/Os fio could keep in flight (numjobs x iodepth)
+    cap: float | None = None        # max I/Os fio could keep in flight (sum of numjobs x iodepth)
 
 
 _FIRST_COLUMNS = ("smp", "num_queues", "numjobs", "accel")
@@ -181,18 +181,24 @@ def _number(v) -> float:
 
 
 def _little_per_name(runs: Runs, groups: dict[str, list[int]]) -> dict[str, tuple[float, float]]:
-    """name -> (mean I/Os in flight = IOPS x mean latency, max numjobs x iodepth) over the
-    runs where all of them are known."""
-    cols = ("iops", "lat_mean_us", "numjobs", "iodepth")
-    if any(c not in runs.columns for c in cols):
+    """name -> (mean I/Os in flight = IOPS x mean latency, the most fio could keep in flight)
+    over the runs where both are known. The cap is fio's iodepth_total (the sum over its job
+    sections of iodepth x jobs); a frame without that column falls back to numjobs x iodepth,
+    which is right for one job section only."""
+    if any(c not in runs.columns for c in ("iops", "lat_mean_us")):
         return {}
-    iops, lat, jobs, depth = ([_number(v) for v in runs[c]] for c in cols)
+    if "iodepth_total" in runs.columns:
+        caps = [_number(v) for v in runs["iodepth_total"]]
+    elif "numjobs" in runs.columns and "iodepth" in runs.columns:
+        caps = [a * b for a, b in zip(map(_number, runs["numjobs"]), map(_number, runs["iodepth"]))]
+    else:
+        return {}
+    iops, lat = ([_number(v) for v in runs[c]] for c in ("iops", "lat_mean_us"))
     out = {}
     for n, idx in groups.items():
-        ok = [i for i in idx if lat[i] > 0 and all(math.isfinite(x[i]) for x in (iops, lat, jobs, depth))]
+        ok = [i for i in idx if lat[i] > 0 and all(math.isfinite(x[i]) for x in (iops, lat, caps))]
         if ok:
-            inflight = group_mean(iops[i] * lat[i] * 1e-6 for i in ok)
-            out[n] = (inflight, max(jobs[i] * depth[i] for i in ok))
+            out[n] = (group_mean(iops[i] * lat[i] * 1e-6 for i in ok), max(caps[i] for i in ok))
     return out
 
 

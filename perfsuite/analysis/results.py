@@ -216,7 +216,7 @@ def _scalar(v: Any) -> Any:
 
 
 # dtypes of the frame (Runs.to_frame); Int64 is nullable: iodepth is unknown for fio 2.x
-DTYPES = {**{c: (INT if c in ("numjobs", "iodepth") else FLOAT) for c in FIO_COLUMNS
+DTYPES = {**{c: (INT if c in ("numjobs", "iodepth", "iodepth_total") else FLOAT) for c in FIO_COLUMNS
              if c not in ("fio_version", "rw", "bs")},
           **{c: FLOAT for c in HOST_COLUMNS if c != "host_other"}}
 
