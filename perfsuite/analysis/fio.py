@@ -191,7 +191,9 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
                 continue
             if not isinstance(st, dict):
                 raise FioParseError(f"jobs[{i}].{d} is not an object")
-            iops = _num(st.get("iops"), f"jobs[{i}].{d}.iops")
+            iops = st.get("iops")
+            if type(iops) is not float or not 0 <= iops < math.inf:  # the common case, without a call
+                iops = _num(iops, f"jobs[{i}].{d}.iops")
             seen = True
             total += iops
             if d in dir_iops:
