@@ -12,22 +12,36 @@ import sys
 
 import click
 
-from perfsuite.analysis.plainstats import ERROR_HELP, ERROR_KINDS
-from perfsuite.commands.base import command
+from perfsuite.analysis.plainstats import ERROR_KINDS
+from perfsuite.commands.base import PerfsuiteCommand
 from perfsuite.errors import BadInput
 
 _METRICS = ("iops", "read-iops", "write-iops", "disk-read-ios")
 _FORMATS = ("table", "csv", "json", "markdown")
-_EPILOG = "\b\nError statistics (--error), over the runs of one name:\n" + "\n".join(
-    f"  {k:<6} {v}" for k, v in ERROR_HELP.items()
-) + "\n  A name with a single run prints n/a.\n\n\b\nExamples:\n  ./analyze.py runs/\n" \
-    "  ./analyze.py runs/ --error ci95 --runs\n  ./analyze.py runs/ --metric disk-read-ios --filter 'v4-*'\n" \
-    "  ./analyze.py runs/ --format csv > summary.csv" \
-    "\n\n\b\nExit status: 0 table printed (skipped files are warnings), 2 bad input (no such directory,\n" \
-    "no results, --filter matching nothing, a malformed file with --strict, an unexpected error)."
 
 
-@command(epilog=_EPILOG)
+def _epilog() -> str:
+    # perfsuite.analysis.stats holds the definitions (and imports numpy): only for --help
+    from perfsuite.analysis.stats import ERROR_HELP
+
+    return "\b\nError statistics (--error), over the runs of one name:\n" + "\n".join(
+        f"  {k:<6} {v}" for k, v in ERROR_HELP.items()
+    ) + "\n  A name with a single run prints n/a.\n\n\b\nExamples:\n  ./analyze.py runs/\n" \
+        "  ./analyze.py runs/ --error ci95 --runs\n  ./analyze.py runs/ --metric disk-read-ios --filter 'v4-*'\n" \
+        "  ./analyze.py runs/ --format csv > summary.csv" \
+        "\n\n\b\nExit status: 0 table printed (skipped files are warnings), 2 bad input (no such directory,\n" \
+        "no results, --filter matching nothing, a malformed file with --strict, an unexpected error)."
+
+
+class _AnalyzeCommand(PerfsuiteCommand):
+    """The envelope's command, its epilog written when help is printed."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = _epilog()
+        super().format_epilog(ctx, formatter)
+
+
+@click.command(cls=_AnalyzeCommand)
 @click.argument("runs_dir", metavar="RUNS_DIR", default="runs", required=False)
 @click.option("--metric", type=click.Choice(_METRICS), default="iops", show_default=True,
               help="The number per run: total IOPS (read+write+trim over all fio jobs), read or "
