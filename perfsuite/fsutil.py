@@ -1,12 +1,12 @@
 """Writing files so that a reader never sees half of one: temp file + fsync + rename.
-And temp dirs that say who owns them, so that the next run removes those of a dead process."""
+And temp dirs that say who owns them, so that the next run removes those of a dead process.
+
+tempfile, shutil and hashlib are imported where they are used: the analyzer imports this
+module (through perfsuite.rundir) only to read, and pays its start-up on every table."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import orjson
@@ -14,6 +14,8 @@ import orjson
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write `data` to `path` atomically: a crash leaves the old file or the new one, never a mix."""
+    import tempfile
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -71,6 +73,9 @@ def _start_time(pid: int) -> str | None:
 
 def owned_tempdir(prefix: str, root: str | os.PathLike | None = None) -> Path:
     """mkdtemp, plus an owner file (pid + start time) that `remove_stale_dirs` reads."""
+    import shutil
+    import tempfile
+
     root_p = Path(root) if root else Path(tempfile.gettempdir())
     root_p.mkdir(parents=True, exist_ok=True)
     d = Path(tempfile.mkdtemp(prefix=prefix, dir=root_p))
@@ -95,6 +100,8 @@ def owner_alive(d: str | os.PathLike) -> bool | None:
 def remove_stale_dirs(root: str | os.PathLike, prefixes: tuple[str, ...]) -> list[Path]:
     """Remove the dirs under root named prefix* whose owner process is dead; return them.
     Dirs without an owner file (other tools, older versions) are left alone."""
+    import shutil
+
     removed = []
     try:
         entries = list(os.scandir(root))
@@ -111,5 +118,7 @@ def remove_stale_dirs(root: str | os.PathLike, prefixes: tuple[str, ...]) -> lis
 
 def sha256_file(path: str | os.PathLike) -> str:
     """The hex sha256 of a file's bytes, read in chunks (binaries, kernels, wheels)."""
+    import hashlib
+
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()

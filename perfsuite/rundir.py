@@ -21,6 +21,7 @@ the listing. Writers go through perfsuite.fsutil (atomic) in the order meta, the
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ ATTEMPTS = "attempts"
 LOCK_NAME = ".perfsuite.lock"
 
 
+@functools.lru_cache(maxsize=4096)   # pure; repetition stems repeat in every directory
 def natural_key(s: str) -> tuple:
     """The one natural order: 2 before 10, numbers before words ('fio-output-3' after '10')."""
     parts = tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s) if t)

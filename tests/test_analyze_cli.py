@@ -175,20 +175,26 @@ def imported(stderr: str) -> set[str]:
             for line in stderr.splitlines() if line.startswith("import time:") and "|" in line}
 
 
-def test_shim_prints_the_table_without_heavy_imports(runs):
-    # --no-check: the plausibility checks (another module) may need the fitted model
-    p = run_shim(str(runs), "--no-check")
-    assert p.returncode == 0
-    assert p.stdout.splitlines()[0].startswith("Name")
-    mods = imported(p.stderr)
-    assert "pandas" in mods
-    assert not mods & {"matplotlib", "scipy", "jinja2"}
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "markdown"])
+def test_shim_table_and_default_checks_without_pandas(runs, fmt):
+    # the table and the default checks work on plain columns (perfsuite.analysis.runs) and
+    # plain arithmetic (perfsuite.analysis.plainstats)
+    p = run_shim(str(runs), "--format", fmt)
+    assert p.returncode == 0 and p.stdout.strip()
+    assert not imported(p.stderr) & {"numpy", "pandas", "matplotlib", "scipy", "jinja2"}
+
+
+def test_shim_imports_scipy_only_for_ci95_and_pandas_only_for_the_model(runs):
+    ci95 = imported(run_shim(str(runs), "--error", "ci95").stderr)
+    assert "scipy" in ci95 and "pandas" not in ci95
+    model = run_shim(str(runs), "--model")
+    assert model.returncode == 0 and "pandas" in imported(model.stderr)
 
 
 def test_shim_help_does_not_import_pandas():
     p = run_shim("--help")
     assert p.returncode == 0 and "Usage: analyze.py" in p.stdout
-    # numpy still comes in through perfsuite.analysis.stats (module-level import there)
+    # numpy comes in with perfsuite.analysis.stats, where the help's error definitions live
     assert not imported(p.stderr) & {"pandas", "matplotlib", "scipy", "jinja2"}
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from perfsuite.analysis.checks import LITTLE_FLOOR, LITTLE_TOLERANCE, Finding, check_runs
+from perfsuite.analysis.checks import LITTLE_FLOOR, LITTLE_TOLERANCE, Finding, check_runs, row_facts
 from perfsuite.model.fit import Model
 from perfsuite.model.simulate import seed_matrix, simulate
 from perfsuite.analysis.results import load_runs
@@ -189,3 +192,41 @@ def test_many_rows_with_one_finding_are_one_line_naming_them(clean):
     # a lone finding keeps its own message
     one = [f for f in found if f.kind == "spread"][:1]
     assert condense(one) == [f"warning: {one[0]}"]
+
+
+def _two_depth_doc(iops_each: float, lat_us: tuple[float, float]) -> dict:
+    """fio 3 JSON with two job sections: iodepth 1 and iodepth 32, one job each."""
+    doc = json.loads((Path(__file__).parent / "data" / "fio" / "fio3-null-2jobs-jsonplus.json").read_text())
+    for job, (name, depth), lat in zip(doc["jobs"], (("shallow", "1"), ("deep", "32")), lat_us):
+        job["jobname"] = name
+        job["job options"] = {**job["job options"], "name": name, "iodepth": depth, "numjobs": "1"}
+        job["read"]["iops"] = iops_each
+        job["read"]["clat_ns"]["mean"] = lat * 1e3
+        job["read"]["total_ios"] = int(iops_each)
+    return doc
+
+
+def test_littles_law_sums_the_depth_of_every_job_section(tmp_path):
+    # 1 + 32 I/Os can be in flight; at 10,000 IOPS each, the shallow job (100 us) keeps 1 and
+    # the deep one (3 ms) 30 in flight: 31 <= 33. The first job's iodepth x 2 jobs = 2 called
+    # that a broken measurement.
+    from perfsuite.analysis.fio import parse_bytes
+
+    doc = _two_depth_doc(10_000.0, (100.0, 3000.0))
+    rec = parse_bytes(json.dumps(doc).encode())
+    assert (rec["numjobs"], rec["iodepth"], rec["iodepth_total"]) == (2, 1, 33)
+    for rep in ("1", "2"):
+        (tmp_path / "mixed").mkdir(exist_ok=True)
+        (tmp_path / "mixed" / f"{rep}.json").write_text(json.dumps(doc))
+    loaded = load_runs(tmp_path)
+    assert names(check_runs(loaded.runs), text="broken measurement") == []
+    facts = row_facts(loaded.runs)
+    assert facts["mixed"].cap == 33 and facts["mixed"].inflight == pytest.approx(31.0)
+    # the old cap (first section's depth x jobs) is what a frame without iodepth_total falls back to
+    old = loaded.frame.drop(columns=["iodepth_total"])
+    assert names(check_runs(old), text="broken measurement") == ["mixed"]
+    # over the real cap it is still broken
+    doc = _two_depth_doc(10_000.0, (100.0, 7000.0))
+    for rep in ("1", "2"):
+        (tmp_path / "mixed" / f"{rep}.json").write_text(json.dumps(doc))
+    assert names(check_runs(load_runs(tmp_path).runs), text="broken measurement") == ["mixed"]

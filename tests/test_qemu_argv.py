@@ -178,6 +178,37 @@ def test_meta_has_the_contract_shape():
     assert m["mismatch"] == ["queues: asked 4, guest saw 1"]
 
 
+def test_meta_assembly_is_pure(monkeypatch):
+    """assemble_meta takes every fact as an argument: no subprocess, no build probe, no
+    environment; build_meta gathers them at the edge and gives the same document."""
+    import subprocess
+
+    from perfsuite.run import meta as meta_mod
+
+    def forbidden(*a, **k):
+        raise AssertionError("assemble_meta probed something")
+
+    c = Config(label="v4", smp=4, num_queues=2)
+    facts = dict(boot=2, argv=["q"], accel="kvm", accel_note=None, versions={"qemu": "7.2.0"},
+                 host={"cpus": 8}, guest={"cpus_online": 4, "queues": 2}, device={"num-queues": 2, "iothread": "io0"},
+                 started="s", finished="f", status="ok", error=None)
+    monkeypatch.setattr(subprocess, "run", forbidden)
+    monkeypatch.setattr(subprocess, "Popen", forbidden)
+    monkeypatch.setattr(meta_mod, "build_info", forbidden)
+    monkeypatch.setenv("PERFSUITE_LAB_HOST", "must-not-be-read")
+    m = meta_mod.assemble_meta(c, 1, build={"spec": "system"}, lab=None, **facts)
+    assert m["build"] == {"spec": "system"} and "lab" not in m and m["mismatch"] == []
+    assert m["config"]["num_queues"] == 2 and m["versions"] == {"qemu": "7.2.0"}
+    assert meta_mod.assemble_meta(c, 1, build={}, lab={"host": "h1", "class": None}, **facts)["lab"] == \
+        {"host": "h1", "class": None}
+
+    monkeypatch.setattr(meta_mod, "build_info", lambda qemu: {"spec": "system"})
+    monkeypatch.setenv("PERFSUITE_LAB_CLASS", "big")
+    edge = meta_mod.build_meta(c, 1, **facts)
+    assert edge == {**m, "lab": {"host": "must-not-be-read", "class": "big"}}
+    assert meta_mod.lab_info({}) is None
+
+
 def test_accel_auto_falls_back_once_and_caches(monkeypatch):
     monkeypatch.setattr(accel_mod, "_CACHE", {})
     monkeypatch.setattr(accel_mod, "kvm_usable", lambda: None)

@@ -268,11 +268,36 @@ def test_axes_of_names():
     assert html.axes_of("v4-smp-4-dataplane") == ("v4-smp-4", True, True)
     assert html.axes_of("v4-smp-4-no-dataplane-no-mq") == ("v4-smp-4", False, False)
     assert html.axes_of("v4-smp-2-dataplane-no-mq-qs-64") == ("v4-smp-2-qs-64", True, False)
-    assert html.axes_of("runs#1/v4-smp-1-no-dataplane") == ("runs#1/v4-smp-1", False, True)
+    # one vCPU without -nq-N: one queue, not multiqueue (perfsuite.matrix.axes.multiqueue)
+    assert html.axes_of("runs#1/v4-smp-1-no-dataplane") == ("runs#1/v4-smp-1", False, False)
+    assert html.axes_of("qemu-7.2-smp-1-dataplane-nq-4") == ("qemu-7.2-smp-1", True, True)
+    assert html.axes_of("v4-smp-4-dataplane-nq-2-qs-64") == ("v4-smp-4-qs-64", True, True)
     assert html.axes_of("custom", dataplane=True, num_queues=1) == ("custom", True, False)
     # meta wins: the runner names a 1-vCPU guest without -no-mq, but it has one queue
     assert html.axes_of("qemu-7.2-smp-1-dataplane", dataplane=True, num_queues=1) == ("qemu-7.2-smp-1", True, False)
     assert html.axes_of("custom") == ("custom", None, None)
+
+
+def test_nq_rows_find_their_one_queue_twin():
+    """`-nq-N` rows (num-queues neither 1 nor the vCPU count) pair with the one-queue row of
+    the same configuration, as the checks' multiqueue bound pairs them."""
+    names = ["v1-smp-1-dataplane", "v1-smp-1-dataplane-nq-4", "v1-smp-4-dataplane",
+             "v1-smp-4-dataplane-nq-2", "v1-smp-4-dataplane-no-mq"]
+    axes = {n: html.axes_of(n) for n in names}
+    by_name = {n: [1000.0 * (i + 1), 1010.0 * (i + 1), 990.0 * (i + 1)] for i, n in enumerate(names)}
+    pairs = {(s["mq"], s["no_mq"]) for s in html._speedups(names, axes, by_name)}
+    assert pairs == {("v1-smp-1-dataplane-nq-4", "v1-smp-1-dataplane"),
+                     ("v1-smp-4-dataplane", "v1-smp-4-dataplane-no-mq"),
+                     ("v1-smp-4-dataplane-nq-2", "v1-smp-4-dataplane-no-mq")}
+
+
+def test_multiqueue_has_one_definition():
+    from perfsuite.matrix.axes import multiqueue
+    from perfsuite.matrix.config import Config
+
+    assert [multiqueue(v) for v in (1, 2, 4.0, "8", None, float("nan"), "x")] == [False, True, True, True,
+                                                                                  None, None, None]
+    assert Config(name="a", smp=4, num_queues=2).mq and not Config(name="b", smp=4, num_queues=1).mq
 
 
 def test_speedup_ci_matches_compare():

@@ -133,9 +133,9 @@ def test_summarize_leaves_out_runs_without_the_metric():
     f.loc[1, "iops"] = math.nan
     s = summarize(f, "iops")
     assert s.set_index("name").loc["a", "n"] == 2
-    assert missing_metric(f, "iops").to_dict() == {"a": 1}
+    assert missing_metric(f, "iops") == {"a": 1}
     assert summarize(f, "disk-read-ios").empty
-    assert missing_metric(f, "disk-read-ios").to_dict() == {"a": 3, "b": 1}
+    assert missing_metric(f, "disk-read-ios") == {"a": 3, "b": 1}
 
 
 def test_summarize_carries_config_columns():

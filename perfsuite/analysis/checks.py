@@ -14,10 +14,11 @@
 * the host view (perfsuite.hostview.findings): a saturated IOThread, a noisy host (steal,
   another busy process), and the model's bottleneck stage against the saturated thread;
 * Little's law: IOPS x mean latency is the mean number of I/Os in flight; more
-  than numjobs x iodepth is impossible (a broken measurement), far less on a
+  than fio's jobs can hold (the sum over job sections of iodepth x jobs) is impossible (a broken measurement), far less on a
   job meant to keep the device busy means the guest or fio is the bottleneck.
 
-Pure: the frame in, a list of findings out; nothing is printed.
+Pure: the results in (plain columns, perfsuite.analysis.runs.Runs, or the same as a
+DataFrame), a list of findings out; nothing is printed. pandas only for the model band.
 """
 
 from __future__ import annotations
@@ -25,27 +26,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
+from perfsuite.analysis import plainstats
+from perfsuite.analysis.rowfacts import VERSION_COLUMNS, RowFacts, _int, _known, pair_keys, row_facts
+from perfsuite.analysis.runs import as_runs
 
 SPREAD_LIMIT_PCT = 10.0     # half-range over mean above which a row is not trusted
 LITTLE_TOLERANCE = 0.10     # in-flight estimate may exceed numjobs x iodepth by this much
 LITTLE_FLOOR = 0.5          # below this share of numjobs x iodepth: the device is not the limit
 BAND_K = 3.0                # plausible band: predicted x exp(+-BAND_K sigma)
 MIN_GAIN_TOLERANCE = 0.10
-
-
-def pair_keys() -> tuple[str, ...]:
-    """What must be equal for two rows to be an mq / no-mq pair: every identity column of the
-    registry but the queue count (and the binary's path: the version says which build), plus
-    the QEMU version and the accelerator."""
-    from perfsuite.matrix import axes
-    return (*(c for c in axes.identity_columns() if c not in ("num_queues", "qemu")),
-            "qemu_version", "accel")
-
-
-VERSION_COLUMNS = (("qemu_version", "QEMU versions"), ("guest_kernel", "guest kernels"),
-                   ("guest_fio_version", "guest fio versions"), ("fio_version", "fio versions"),
-                   ("accel", "accelerators"))
 
 
 @dataclass(frozen=True)
@@ -101,88 +90,8 @@ def condense(findings: list[Finding], max_names: int | None = 8) -> list[str]:
     return lines
 
 
-def _known(v) -> bool:
-    import pandas as pd
-
-    try:
-        return not bool(pd.isna(v))
-    except (TypeError, ValueError):  # a list-like value: present
-        return True
-
-
-def _int(v):
-    if not _known(v):
-        return None
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
-
-
 def _fmt(x: float) -> str:
     return f"{x:,.0f}"
-
-
-@dataclass
-class RowFacts:
-    """What the checks need of one run name, gathered for all names in one pass over the
-    frame (per-name pandas calls were the analyzer's cost on large trees)."""
-
-    name: str
-    first: dict          # column -> first known value under the name
-    iops: np.ndarray     # finite IOPS of its runs
-    distinct: dict       # column -> {known value: runs with it} (the columns that may differ)
-    inflight: float | None = None   # mean IOPS x mean latency (Little's law), None if unknown
-    cap: float | None = None        # max numjobs x iodepth
-
-
-_FIRST_COLUMNS = ("smp", "num_queues", "numjobs", "accel")
-_DISTINCT_COLUMNS = ("queues_seen", "cpus_seen", *(c for c, _ in VERSION_COLUMNS))
-
-
-def row_facts(frame) -> dict[str, RowFacts]:
-    """name -> RowFacts, in name order. Vectorised: a few groupbys, whatever the row count."""
-    by = frame.groupby("name", sort=True)
-    firsts = by[[c for c in (*_FIRST_COLUMNS, *pair_keys()) if c in frame.columns]].first()
-    x = frame["iops"].astype(float)
-    finite = frame.loc[np.isfinite(x.to_numpy()), ["name", "iops"]]
-    iops = {str(n): g.to_numpy(dtype=float) for n, g in finite.groupby("name", sort=True)["iops"]}
-    distinct: dict[str, dict[str, dict]] = {}
-    for col in _DISTINCT_COLUMNS:
-        if col not in frame.columns:
-            continue
-        sub = frame[["name", col]].dropna()
-        sub = sub.assign(**{col: sub[col].astype(str) if col in dict(VERSION_COLUMNS) else sub[col]})
-        for (n, v), count in sub.groupby(["name", col], sort=True).size().items():
-            distinct.setdefault(str(n), {}).setdefault(col, {})[v] = int(count)
-    little = _little_per_name(frame)
-    out = {}
-    for n, row in firsts.iterrows():
-        n = str(n)
-        first = {k: (v if _known(v) else None) for k, v in row.items()}
-        inflight, cap = little.get(n, (None, None))
-        out[n] = RowFacts(n, first, iops.get(n, np.empty(0)), distinct.get(n, {}), inflight, cap)
-    return out
-
-
-def _little_per_name(frame) -> dict[str, tuple[float, float]]:
-    cols = ("iops", "lat_mean_us", "numjobs", "iodepth")
-    if any(c not in frame.columns for c in cols):
-        return {}
-    sub = frame[list(cols)].apply(lambda s: pd_float(s))
-    ok = np.isfinite(sub.to_numpy()).all(axis=1) & (sub["lat_mean_us"] > 0).to_numpy()
-    if not ok.any():
-        return {}
-    sub = sub[ok].assign(name=frame["name"][ok].to_numpy(),
-                         inflight=lambda d: d["iops"] * d["lat_mean_us"] * 1e-6,
-                         cap=lambda d: d["numjobs"] * d["iodepth"])
-    agg = sub.groupby("name", sort=True).agg(inflight=("inflight", "mean"), cap=("cap", "max"))
-    return {str(n): (float(r.inflight), float(r.cap)) for n, r in agg.iterrows()}
-
-
-def pd_float(s):
-    import pandas as pd
-    return pd.to_numeric(s, errors="coerce").astype("float64")
 
 
 def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
@@ -196,8 +105,9 @@ def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
     """
     if frame is None or len(frame) == 0 or "name" not in frame.columns:
         return []
+    runs = as_runs(frame)
     band = model is not None if band is None else band
-    facts = row_facts(frame)
+    facts = row_facts(runs)
     out: list[Finding] = []
     for f in facts.values():
         out += _guest_view(f)
@@ -205,12 +115,13 @@ def check_runs(frame, model=None, band: bool | None = None) -> list[Finding]:
         out += _spread(f)
         out += _little(f)
     # the host view (perfsuite.hostview): only frames that carry it pay for the groups
-    host_groups = ({str(n): g for n, g in frame.groupby("name", sort=True)}
-                   if "cpu_vcpu_pct" in frame.columns and frame["cpu_vcpu_pct"].notna().any() else {})
+    host_groups = ({n: runs.take(idx) for n, idx in runs.groups("name").items()}
+                   if runs.any_known("cpu_vcpu_pct") else {})
     for name, g in host_groups.items():
         out += _host(name, g)
     if band:
         stages: dict[str, str] = {}
+        frame = runs.to_frame()
         out += _band(frame, {str(n): g for n, g in frame.groupby("name", sort=True)}, model, stages)
         out += _model_vs_threads(host_groups, stages)
     out += _mq_gain(facts)
@@ -262,16 +173,14 @@ def _versions(f: RowFacts) -> list[Finding]:
 
 
 def _spread(f: RowFacts) -> list[Finding]:
-    from perfsuite.analysis.stats import error_pct
-
     x, name = f.iops, f.name
-    if x.size < 2:
-        return [Finding(name, "info", f"{x.size} run: spread unknown; run it again to get an error",
+    if len(x) < 2:
+        return [Finding(name, "info", f"{len(x)} run: spread unknown; run it again to get an error",
                         "single-run")]
-    err = error_pct(x, "range")
+    err = plainstats.error_pct(x, "range")
     if math.isfinite(err) and err > SPREAD_LIMIT_PCT:
         # "IOPS" and "half-range": the table beside it may show another --metric or --error
-        return [Finding(name, "warning", f"IOPS spread ±{err:.1f}% (half-range) over {x.size} runs "
+        return [Finding(name, "warning", f"IOPS spread ±{err:.1f}% (half-range) over {len(x)} runs "
                                          f"(> {SPREAD_LIMIT_PCT:g}%) "
                                          "is too high to trust; re-run (pin vCPUs, quiet host)",
                          "spread", f"±{err:.1f}%")]
@@ -295,14 +204,17 @@ def _little(f: RowFacts) -> list[Finding]:
     return []
 
 
-def _iops(g) -> np.ndarray:
+def _iops(g):
+    import numpy as np
+
     x = g["iops"].astype(float).to_numpy()
     return x[np.isfinite(x)]
 
 
 def _dataplane(g):
-    s = g["dataplane"].dropna() if "dataplane" in g.columns else []
-    return s.iloc[0] if len(s) else None
+    """The first known dataplane value of a name's runs (a Runs view or a DataFrame group)."""
+    values = g["dataplane"] if "dataplane" in g.columns else []
+    return next((v for v in values if _known(v)), None)
 
 
 def _host(name: str, g) -> list[Finding]:
@@ -373,24 +285,27 @@ def _mq_gain(facts: dict[str, RowFacts]) -> list[Finding]:
     def key(f: RowFacts):
         return tuple(str(f.first.get(k)) for k in keys if k in f.first)
 
-    single = {}
+    from perfsuite.matrix.axes import multiqueue
+
+    single = {}   # the one-queue twins
     for f in facts.values():
-        if _int(f.first.get("num_queues")) == 1:
+        if multiqueue(f.first.get("num_queues")) is False:
             single.setdefault(key(f), f)
     out = []
     for f in facts.values():
         nq, smp = _int(f.first.get("num_queues")), _int(f.first.get("smp"))
-        if nq is None or smp is None or nq <= 1 or key(f) not in single:
+        if nq is None or smp is None or not multiqueue(nq) or key(f) not in single:
             continue
         base = single[key(f)]
         a, b = f.iops, base.iops
-        if a.size == 0 or b.size == 0 or b.mean() <= 0:
+        if not a or not b or plainstats.mean(b) <= 0:
             continue
-        gain = a.mean() / b.mean()
+        gain = plainstats.mean(a) / plainstats.mean(b)
         jobs = _int(f.first.get("numjobs"))
         bound = mq_gain_bound(smp, nq, jobs)
         # Noise of the ratio: relative SEMs of both means added in quadrature, x2.
-        rel = [x.std(ddof=1) / x.mean() / math.sqrt(x.size) if x.size > 1 else 0.0 for x in (a, b)]
+        rel = [plainstats.std(x) / plainstats.mean(x) / math.sqrt(len(x)) if len(x) > 1 else 0.0
+               for x in (a, b)]
         tol = max(MIN_GAIN_TOLERANCE, 2 * math.hypot(*rel))
         if gain > bound * (1 + tol):
             out.append(Finding(f.name, "warning",

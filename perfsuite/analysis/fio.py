@@ -25,8 +25,11 @@ import orjson
 FIELDS = (
     "iops", "read_iops", "write_iops", "trim_iops", "read_bw_kib", "write_bw_kib",
     "disk_read_ios", "lat_mean_us", "lat_p50_us", "lat_p99_us", "lat_p999_us",
-    "runtime_s", "fio_version", "numjobs", "iodepth", "rw", "bs", "error",
+    "runtime_s", "fio_version", "numjobs", "iodepth", "iodepth_total", "rw", "bs", "error",
 )
+# numjobs: the jobs over all job sections; iodepth: the first section's (what the model and the
+# name speak of); iodepth_total: the I/Os fio could keep in flight, the sum over sections of
+# iodepth x that section's jobs (None when a section's iodepth is unknown, e.g. fio 2.x)
 
 # fio prints percentile keys with six decimals ("99.900000"); older builds used fewer.
 _PCT_KEYS = {"p50": "50.000000", "p99": "99.000000", "p999": "99.900000"}
@@ -158,7 +161,7 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
     lat_wsum = {"mean": 0.0, "p50": 0.0, "p99": 0.0, "p999": 0.0}
     runtime_ms = math.nan
     error = 0
-    sections: dict[Any, list[int]] = {}  # job section -> [entries, numjobs option]
+    sections: dict[Any, list] = {}  # job section -> [entries, numjobs option, iodepth option]
     opts_first: dict[str, Any] | None = None
 
     for i, job in enumerate(jobs):
@@ -177,7 +180,7 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
             opts_first = opts
         key = (_key(job.get("jobname")), _key(job.get("groupid")))
         nj = _int_opt(opts.get("numjobs"))
-        entry = sections.setdefault(key, [0, 1])
+        entry = sections.setdefault(key, [0, 1, _int_opt(opts.get("iodepth"))])
         entry[0] += 1
         entry[1] = max(entry[1], nj or 1)
 
@@ -188,7 +191,9 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
                 continue
             if not isinstance(st, dict):
                 raise FioParseError(f"jobs[{i}].{d} is not an object")
-            iops = _num(st.get("iops"), f"jobs[{i}].{d}.iops")
+            iops = st.get("iops")
+            if type(iops) is not float or not 0 <= iops < math.inf:  # the common case, without a call
+                iops = _num(iops, f"jobs[{i}].{d}.iops")
             seen = True
             total += iops
             if d in dir_iops:
@@ -228,12 +233,22 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
         "lat_p999_us": lat["p999"],
         "runtime_s": runtime_ms / 1000.0,
         "fio_version": version if isinstance(version, str) else None,
-        "numjobs": sum(max(n, nj) for n, nj in sections.values()),
+        "numjobs": sum(max(n, nj) for n, nj, _ in sections.values()),
         "iodepth": _int_opt(opts.get("iodepth")),
+        "iodepth_total": _depth_total(sections),
         "rw": _str_opt(opts.get("rw", opts.get("readwrite"))),
         "bs": _str_opt(opts.get("bs", opts.get("blocksize"))),
         "error": error,
     }
+
+
+def _depth_total(sections: dict[Any, list]) -> int | None:
+    """Sum over job sections of iodepth x jobs: a section reported per job (no
+    group_reporting) has one entry per job; with group_reporting one entry stands for
+    numjobs jobs."""
+    if any(depth is None for _, _, depth in sections.values()):
+        return None
+    return sum(max(n, nj) * depth for n, nj, depth in sections.values())
 
 
 def _add_latency(st: dict, w: float, sums: dict, wsums: dict) -> None:

@@ -1,4 +1,5 @@
-"""runs/ tree -> one tidy pandas DataFrame, one row per repetition (CONTRACTS.md section 3).
+"""runs/ tree -> one row per repetition (CONTRACTS.md section 3): plain columns
+(perfsuite.analysis.runs.Runs, no pandas) and, on first use, the same as a pandas DataFrame.
 
     runs/<NAME>/<N>.json        one repetition (any *.json except *.meta.json)
     runs/<NAME>/<N>.meta.json   optional: what produced it (config, versions, host, guest)
@@ -14,6 +15,7 @@ from __future__ import annotations
 from perfsuite.errors import PerfsuiteError
 
 import fnmatch
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from perfsuite.analysis.fio import FIELDS, FioParseError, parse_file
+from perfsuite.analysis.runs import FLOAT, INT, Runs, as_float
 from perfsuite.hostview import columns as hostview_columns
 from perfsuite.matrix import axes
 from perfsuite.matrix.config import parse_name
@@ -81,8 +84,15 @@ class ResultsError(PerfsuiteError):
 
 @dataclass
 class LoadResult:
-    frame: pd.DataFrame
+    """What load_runs found: `runs` (plain columns) and `frame`, the same as a DataFrame,
+    built (importing pandas) on first use."""
+
+    runs: Runs
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.runs.to_frame()
 
 
 def load_runs(
@@ -157,7 +167,7 @@ def load_runs(
     if not rows:
         detail = f" ({len(warnings)} problem(s): {warnings[0]})" if warnings else ""
         raise ResultsError(f"no usable fio results in {str(root)!r}{detail}")
-    return LoadResult(frame=_to_frame(rows, with_meta), warnings=warnings)
+    return LoadResult(runs=_to_runs(rows, with_meta), warnings=warnings)
 
 
 # No block device does a trillion IOPS; above that a value is corrupt (1e308 would also
@@ -205,19 +215,22 @@ def _scalar(v: Any) -> Any:
     return orjson.dumps(v).decode()
 
 
-def _to_frame(rows: list[dict[str, Any]], with_meta: bool) -> pd.DataFrame:
-    # pandas is imported here, not at module level: a missing directory is reported
-    # without paying for it. Column-wise construction: faster than a list of dicts.
-    import pandas as pd
+# dtypes of the frame (Runs.to_frame); Int64 is nullable: iodepth is unknown for fio 2.x
+DTYPES = {**{c: (INT if c in ("numjobs", "iodepth", "iodepth_total") else FLOAT) for c in FIO_COLUMNS
+             if c not in ("fio_version", "rw", "bs")},
+          **{c: FLOAT for c in HOST_COLUMNS if c != "host_other"}}
 
-    cols = {c: ([r.get(c) for r in rows] if with_meta or c in _ALWAYS else [None] * len(rows)) for c in columns()}
-    frame = pd.DataFrame(cols)
-    for c in FIO_COLUMNS:
-        if c in ("numjobs", "iodepth"):
-            frame[c] = frame[c].astype("Int64")  # nullable: iodepth is unknown for fio 2.x
-        elif c not in ("fio_version", "rw", "bs"):
-            frame[c] = frame[c].astype(float)
-    for c in HOST_COLUMNS:
-        if c != "host_other":
-            frame[c] = frame[c].astype(float)
-    return frame
+
+def _to_runs(rows: list[dict[str, Any]], with_meta: bool) -> Runs:
+    # column-wise; float columns hold floats (NaN where unknown), as the frame's do
+    n = len(rows)
+    cols = {}
+    for c in columns():
+        if with_meta or c in _ALWAYS:
+            values = [r.get(c) for r in rows]
+            if DTYPES.get(c) == FLOAT:
+                values = [v if type(v) is float else as_float(v) for v in values]
+            cols[c] = values
+        else:
+            cols[c] = [math.nan] * n if DTYPES.get(c) == FLOAT else [None] * n
+    return Runs(cols, DTYPES)

@@ -1,4 +1,8 @@
-"""Results frame (one row per repetition) -> summary frame (one row per run name).
+"""Results (one row per repetition) -> summary (one row per run name).
+
+Works on plain columns (perfsuite.analysis.runs.Runs; a DataFrame is taken too), so the
+analyzer's table needs no pandas: `summary_runs` is the summary, `summarize` the same as a
+DataFrame for the report and other callers.
 
 The summary has `name`, `mean`, `error_pct` (perfsuite.analysis.stats.error_pct of the chosen
 kind, NaN with fewer than two runs; `sem` and `ci95` over boot means when the runs carry
@@ -9,10 +13,14 @@ report can group rows without re-parsing names.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+import math
+from typing import TYPE_CHECKING
 
-from perfsuite.analysis.stats import ERROR_KINDS, boot_units, error_pct
+from perfsuite.analysis.plainstats import ERROR_KINDS, error_pct, segment_sum
+from perfsuite.analysis.runs import FLOAT, Runs, as_runs, group_mean, missing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # --metric value -> results column, and the heading the seed's table used for it.
 # disk-read-ios keeps the "IOPS" heading: it exists to reproduce tables published that way.
@@ -43,61 +51,79 @@ def metric_column(metric: str) -> str:
     raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
 
 
-def missing_metric(frame: pd.DataFrame, metric: str) -> pd.Series:
-    """Per name, how many runs lack the metric (e.g. no disk_util section); only names > 0."""
+def missing_metric(frame, metric: str) -> dict[str, int]:
+    """Per name (sorted), how many runs lack the metric (e.g. no disk_util section); only names > 0."""
+    runs = as_runs(frame)
     col = metric_column(metric)
-    values = frame[col].to_numpy(dtype=float)
-    bad = ~np.isfinite(values)
-    counts = pd.Series(bad, index=frame["name"]).groupby(level=0, sort=True).sum()
-    return counts[counts > 0].astype(int)
+    counts: dict[str, int] = {}
+    for name, v in zip(runs["name"], runs[col]):
+        if not math.isfinite(_float(v)):
+            counts[str(name)] = counts.get(str(name), 0) + 1
+    return {n: counts[n] for n in sorted(counts)}
 
 
-def one_boot_names(frame: pd.DataFrame, metric: str = "iops") -> list[str]:
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _finite(runs: Runs, col: str) -> list[int]:
+    return [i for i, v in enumerate(runs[col]) if math.isfinite(_float(v))]
+
+
+def one_boot_names(frame, metric: str = "iops") -> list[str]:
     """Names whose runs (two or more) all share one boot: their sem/ci95 miss the boot-to-boot part."""
-    if "boot" not in frame.columns:
+    import numpy as np
+
+    from perfsuite.analysis.stats import boot_units
+
+    runs = as_runs(frame)
+    if "boot" not in runs.columns:
         return []
     col = metric_column(metric)
-    ok = np.isfinite(frame[col].to_numpy(dtype=float))
+    ok = runs.take(_finite(runs, col))
+    values, boots = ok[col], ok["boot"]
     out = []
-    for name, g in frame[ok].groupby("name", sort=True):
-        if boot_units(g[col].to_numpy(dtype=float), g["boot"].to_numpy(dtype=object)).one_boot:
-            out.append(str(name))
+    for name, idx in ok.groups("name").items():
+        x = np.asarray([values[i] for i in idx], dtype=float)
+        if boot_units(x, np.asarray([boots[i] for i in idx], dtype=object)).one_boot:
+            out.append(name)
     return out
 
 
-def summarize(frame: pd.DataFrame, metric: str = "iops", error: str = "range") -> pd.DataFrame:
-    """One row per name, sorted by name. Runs without the metric are left out of n."""
+def summary_runs(frame, metric: str = "iops", error: str = "range") -> Runs:
+    """One row per name, sorted by name: name, mean, error_pct, n, then the config columns
+    constant within a name and the host-view means. Runs without the metric are left out of n."""
     if error not in ERROR_KINDS:
         raise ValueError(f"unknown error kind {error!r}; choose one of {', '.join(ERROR_KINDS)}")
+    runs = as_runs(frame)
     col = metric_column(metric)
-    values = frame[col].to_numpy(dtype=float)
-    ok = np.isfinite(values)
-    names = frame["name"].to_numpy()[ok]
-    values = values[ok]
-    boots = frame["boot"].to_numpy(dtype=object)[ok] if "boot" in frame.columns else None
-    if values.size == 0:
-        return pd.DataFrame({c: [] for c in SUMMARY_COLUMNS}).astype({"mean": float, "error_pct": float, "n": int})
+    ok = runs.take(_finite(runs, col))
+    dtypes = {"mean": FLOAT, "error_pct": FLOAT, "n": "int64"}
+    if not len(ok):
+        return Runs({c: [] for c in SUMMARY_COLUMNS}, dtypes)
+    groups = ok.groups("name")
+    values = [float(v) for v in ok[col]]
+    boots = ok["boot"] if "boot" in runs.columns else None
+    out: dict[str, list] = {"name": list(groups), "mean": [], "error_pct": [], "n": []}
+    for idx in groups.values():
+        x = [values[i] for i in idx]
+        out["mean"].append(segment_sum(x) / len(x))   # what np.add.reduceat gave: the same float
+        out["error_pct"].append(float(error_pct(x, error, None if boots is None else [boots[i] for i in idx])))
+        out["n"].append(len(x))
+    for c in (c for c in _config_columns() if c in runs.columns):
+        values_c = ok[c]
+        out[c] = [next((values_c[i] for i in groups[n] if not missing(values_c[i])), None) for n in out["name"]]
+    for c in (c for c in HOST_SUMMARY_COLUMNS if runs.any_known(c)):
+        values_c = ok[c]
+        out[c] = [group_mean(values_c[i] for i in groups[n]) for n in out["name"]]
+        dtypes[c] = FLOAT
+    return Runs(out, dtypes)
 
-    # One stable sort, then slice per name: cheaper than pandas groupby + apply per group.
-    order = np.argsort(names, kind="stable")
-    names, values = names[order], values[order]
-    boots = None if boots is None else boots[order]
-    uniq, starts, counts = np.unique(names, return_index=True, return_counts=True)
-    sums = np.add.reduceat(values, starts)
-    errors = [error_pct(values[s : s + c], error, None if boots is None else boots[s : s + c])
-              for s, c in zip(starts, counts)]
-    out = pd.DataFrame({
-        "name": uniq.astype(object),
-        "mean": sums / counts,
-        "error_pct": np.asarray(errors, dtype=float),
-        "n": counts.astype(int),
-    })
-    cfg = [c for c in _config_columns() if c in frame.columns]
-    if cfg:
-        first = frame.loc[ok, ["name", *cfg]].groupby("name", sort=True).first()
-        out = out.join(first, on="name")
-    host = [c for c in HOST_SUMMARY_COLUMNS if c in frame.columns and frame[c].notna().any()]
-    if host:
-        means = frame.loc[ok, ["name", *host]].groupby("name", sort=True)[host].mean()
-        out = out.join(means, on="name")
-    return out.reset_index(drop=True)
+
+def summarize(frame, metric: str = "iops", error: str = "range") -> pd.DataFrame:
+    """summary_runs as a DataFrame (for the report, the runner's table and other frame users)."""
+    return summary_runs(frame, metric, error).to_frame()
+

@@ -1,7 +1,8 @@
 """`perfsuite analyze RUNS_DIR` (== `./analyze.py RUNS_DIR`): mean ± error per run name.
 
-Imports pandas and the parsers inside the command body, so `--help` stays cheap; scipy is
-only imported by perfsuite.analysis.stats for --error ci95.
+Imports the parsers inside the command body, so `--help` stays cheap. The table, its
+warnings and the default checks work on plain columns (perfsuite.analysis.runs): pandas is
+imported only for --model (the model fit), scipy only for --error ci95 (the t quantile).
 """
 
 from __future__ import annotations
@@ -11,22 +12,36 @@ import sys
 
 import click
 
-from perfsuite.analysis.stats import ERROR_HELP, ERROR_KINDS
-from perfsuite.commands.base import command
+from perfsuite.analysis.plainstats import ERROR_KINDS
+from perfsuite.commands.base import PerfsuiteCommand
 from perfsuite.errors import BadInput
 
 _METRICS = ("iops", "read-iops", "write-iops", "disk-read-ios")
 _FORMATS = ("table", "csv", "json", "markdown")
-_EPILOG = "\b\nError statistics (--error), over the runs of one name:\n" + "\n".join(
-    f"  {k:<6} {v}" for k, v in ERROR_HELP.items()
-) + "\n  A name with a single run prints n/a.\n\n\b\nExamples:\n  ./analyze.py runs/\n" \
-    "  ./analyze.py runs/ --error ci95 --runs\n  ./analyze.py runs/ --metric disk-read-ios --filter 'v4-*'\n" \
-    "  ./analyze.py runs/ --format csv > summary.csv" \
-    "\n\n\b\nExit status: 0 table printed (skipped files are warnings), 2 bad input (no such directory,\n" \
-    "no results, --filter matching nothing, a malformed file with --strict, an unexpected error)."
 
 
-@command(epilog=_EPILOG)
+def _epilog() -> str:
+    # perfsuite.analysis.stats holds the definitions (and imports numpy): only for --help
+    from perfsuite.analysis.stats import ERROR_HELP
+
+    return "\b\nError statistics (--error), over the runs of one name:\n" + "\n".join(
+        f"  {k:<6} {v}" for k, v in ERROR_HELP.items()
+    ) + "\n  A name with a single run prints n/a.\n\n\b\nExamples:\n  ./analyze.py runs/\n" \
+        "  ./analyze.py runs/ --error ci95 --runs\n  ./analyze.py runs/ --metric disk-read-ios --filter 'v4-*'\n" \
+        "  ./analyze.py runs/ --format csv > summary.csv" \
+        "\n\n\b\nExit status: 0 table printed (skipped files are warnings), 2 bad input (no such directory,\n" \
+        "no results, --filter matching nothing, a malformed file with --strict, an unexpected error)."
+
+
+class _AnalyzeCommand(PerfsuiteCommand):
+    """The envelope's command, its epilog written when help is printed."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.epilog = _epilog()
+        super().format_epilog(ctx, formatter)
+
+
+@click.command(cls=_AnalyzeCommand)
 @click.argument("runs_dir", metavar="RUNS_DIR", default="runs", required=False)
 @click.option("--metric", type=click.Choice(_METRICS), default="iops", show_default=True,
               help="The number per run: total IOPS (read+write+trim over all fio jobs), read or "
@@ -69,7 +84,7 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
          filters: tuple[str, ...], strict: bool, check: tuple[bool, bool] | bool) -> None:
     from perfsuite.report.table import render
     from perfsuite.analysis.results import ResultsError, load_runs
-    from perfsuite.analysis.summary import METRICS, missing_metric, one_boot_names, summarize
+    from perfsuite.analysis.summary import METRICS, missing_metric, one_boot_names, summary_runs
 
     try:
         loaded = load_runs(runs_dir, strict=strict, names=list(filters) or None)
@@ -77,22 +92,22 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
         raise BadInput(str(exc)) from None
     for w in loaded.warnings:
         _warn(w)
-    frame = loaded.frame
-    missing = missing_metric(frame, metric)
+    runs = loaded.runs
+    missing = missing_metric(runs, metric)
     if len(missing):
         # one line, not one per name: a 500-name tree without disk_util would flood stderr
         listed = ", ".join(f"{n} ({c})" for n, c in list(missing.items())[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         why = " (no disk_util section in the fio output)" if metric == "disk-read-ios" else ""
-        _warn(f"{int(missing.sum())} run(s) without {metric} data{why} left out: {listed}{more}")
-    summary = summarize(frame, metric, error_kind)
+        _warn(f"{sum(missing.values())} run(s) without {metric} data{why} left out: {listed}{more}")
+    summary = summary_runs(runs, metric, error_kind)
     if error_kind in ("sem", "ci95"):
-        one = one_boot_names(frame, metric)
+        one = one_boot_names(runs, metric)
         if one:
             _warn(f"{len(one)} name(s) ran all their repetitions in one boot; their {error_kind} is "
                   f"understated (no boot-to-boot variation in it): {', '.join(one[:8])}"
                   + (f" and {len(one) - 8} more" if len(one) > 8 else ""))
-    if summary.empty:
+    if not len(summary):
         raise BadInput(f"no run under {runs_dir!r} has {metric} data")
     text = render(summary, fmt, label=METRICS[metric][1], show_n=show_n, metric=metric, error=error_kind)
     try:
@@ -102,14 +117,14 @@ def _run(runs_dir: str, metric: str, error_kind: str, fmt: str, show_n: bool,
         sys.stdout.write(text.replace("±", "+-").encode("ascii", "replace").decode("ascii"))
     sys.stdout.flush()
     if check:
-        _run_checks(frame, *check)
+        _run_checks(runs, *check)
 
 
-def _run_checks(frame, model_band: bool, verbose: bool) -> None:
+def _run_checks(runs, model_band: bool, verbose: bool) -> None:
     from perfsuite.analysis.checks import check_runs, condense
 
     try:
-        items = check_runs(frame, band=model_band)
+        items = check_runs(runs, band=model_band)
     except Exception as exc:  # noqa: BLE001 - a broken check must not hide the table
         if os.environ.get("PERFSUITE_DEBUG"):
             raise

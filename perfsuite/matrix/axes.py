@@ -161,6 +161,18 @@ FIO_IDENTITY = ("rw", "bs")
 BASE_AXES = ("label", "smp", "dataplane", "num_queues")
 
 
+def multiqueue(num_queues: Any) -> bool | None:
+    """The one definition of multiqueue: more than one virtqueue (num-queues > 1). Its twin,
+    against which a multiqueue gain is measured (the checks' bound, the report's speedup),
+    is the same configuration with one queue. None when the queue count is unknown.
+    (`-no-mq` in a name and the matrix key `mq = false` spell num-queues 1.)"""
+    try:
+        nq = float(num_queues)
+    except (TypeError, ValueError):
+        return None
+    return None if nq != nq else nq > 1
+
+
 def register(axis: Axis) -> None:
     if axis.name in AXES or axis.name in ("name", "mq"):
         raise ValueError(f"axis {axis.name!r} is already registered")

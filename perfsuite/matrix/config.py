@@ -19,7 +19,6 @@ import fnmatch
 import itertools
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -91,8 +90,8 @@ class Config:
 
     @property
     def mq(self) -> bool:
-        """Multiqueue: one queue per vCPU (the seed's definition; `-no-mq` is num-queues 1)."""
-        return self.num_queues == self.smp
+        """Multiqueue (perfsuite.matrix.axes.multiqueue: more than one queue)."""
+        return bool(A.multiqueue(self.num_queues))
 
 
 def fields() -> tuple[str, ...]:
@@ -251,6 +250,8 @@ def _resolve(p: str, base_dir: Path) -> str:
 def load_matrix(path: str | os.PathLike, overrides: dict[str, Any] | None = None,
                 default_label: Callable[[str], str] | None = None) -> list[Config]:
     """Read a TOML matrix file and expand it (see the module docstring)."""
+    import tomllib   # here: the analyzer imports this module for parse_name alone
+
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import math
 import os
-import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,8 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-_DP_RE = re.compile(r"-(no-)?dataplane(?=-|$)")
-_MQ_RE = re.compile(r"-no-mq(?=-|$)")
 
 
 @dataclass
@@ -59,24 +56,26 @@ def display_name(source: str, name: str, n_sources: int) -> str:
 # ---------------------------------------------------------------- configuration axes
 
 def axes_of(name: str, dataplane: Any = None, num_queues: Any = None) -> tuple[str, bool | None, bool | None]:
-    """(group, dataplane, multiqueue): from meta.json where known, else the seed's name scheme.
-
-    Meta wins because the name can say less than the device: a 1-vCPU guest is named
-    `...-smp-1-dataplane` (mq and no-mq are the same device there) but has one queue.
-    The group is the name with the dataplane/mq tokens removed (label, smp and any other
-    axis stay), so bars that differ only in dataplane x mq share a group.
+    """(group, dataplane, multiqueue) of a row: dataplane and num-queues from its config
+    (meta.json, or the frame's columns the name filled in for runs without meta); the name's
+    axes (perfsuite.matrix.config.parse_name) only where the config says nothing.
+    Multiqueue is perfsuite.matrix.axes.multiqueue (more than one queue), so a `-nq-N` row
+    and a `-no-mq` row are multiqueue and its one-queue twin. The group is the name without
+    its dataplane and queue tokens (label, smp and any other axis stay), so rows that differ
+    only in dataplane x queues share a group.
     """
+    from perfsuite.matrix.axes import multiqueue
+    from perfsuite.matrix.config import parse_name
+
     base = name.rsplit("/", 1)[-1]
     prefix = name[: len(name) - len(base)]
-    m = _DP_RE.search(base)
-    dp: bool | None = (m.group(1) is None) if m else None
-    mq: bool | None = False if _MQ_RE.search(base) else (True if m else None)
-    if _known(dataplane):
-        dp = bool(dataplane)
-    if _known(num_queues):
-        mq = float(num_queues) > 1
-    group = _MQ_RE.sub("", _DP_RE.sub("", base))
-    return prefix + group, dp, mq
+    spelled = parse_name(base)
+    dp = dataplane if _known(dataplane) else spelled.get("dataplane")
+    nq = num_queues if _known(num_queues) else spelled.get("num_queues")
+    group = base
+    if "label" in spelled:
+        group = f"{spelled['label']}-smp-{spelled['smp']}" + (f"-{spelled['variant']}" if spelled["variant"] else "")
+    return prefix + group, (None if dp is None else bool(dp)), multiqueue(nq)
 
 
 def _known(v: Any) -> bool:

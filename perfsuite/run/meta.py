@@ -1,4 +1,10 @@
-"""The `N.meta.json` of a repetition (CONTRACTS.md section 2): pure builders + cached host facts."""
+"""The `N.meta.json` of a repetition (CONTRACTS.md section 2).
+
+Two layers: `assemble_meta` and `mismatches` are pure (every fact is an argument, nothing is
+probed or read), and the edge below them gathers the facts: `build_meta` (the build's
+provenance and the lab host from the environment, then assemble_meta), `versions` (runs
+the QEMU probe and `fio --version`), `host_info` (/proc/cpuinfo, hostname), all cached.
+"""
 
 from __future__ import annotations
 
@@ -53,17 +59,19 @@ def mismatches(c: Config, guest: dict | None, device: dict | None) -> list[str]:
     return out
 
 
-def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
-               accel_note: str | None, versions: dict, host: dict, guest: dict | None,
-               device: dict | None, started: str, finished: str, status: str,
-               error: str | None, attempt: int = 1, pinned: dict | None = None) -> dict[str, Any]:
+def assemble_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
+                  accel_note: str | None, versions: dict, host: dict, build: dict,
+                  guest: dict | None, device: dict | None, started: str, finished: str,
+                  status: str, error: str | None, attempt: int = 1, pinned: dict | None = None,
+                  lab: dict | None = None) -> dict[str, Any]:
+    """The meta document from facts already gathered (pure: no probe, no file, no environment)."""
     g = guest or {}
     meta = {
         "schema": SCHEMA, "name": c.name, "rep": rep, "boot": boot, "attempt": attempt,
         "config": c.to_meta(),
         "qemu_argv": list(argv),
         "accel": accel, "accel_note": accel_note,
-        "versions": versions, "host": host, "build": build_info(c.qemu),
+        "versions": versions, "host": host, "build": build,
         "guest": {k: g.get(k) for k in ("cpus_online", "queues", "kernel", "fio_version",
                                         "scheduler")},
         "device": device or {}, "pinned": pinned,
@@ -74,10 +82,29 @@ def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
         # perfsuite.hostview fills these from the measured window (None: not sampled)
         "host_threads": None, "host_load": None,
     }
-    if os.environ.get("PERFSUITE_LAB_HOST"):  # set by `perfsuite lab run` on each lab host
-        meta["lab"] = {"host": os.environ["PERFSUITE_LAB_HOST"],
-                       "class": os.environ.get("PERFSUITE_LAB_CLASS")}
+    if lab:
+        meta["lab"] = lab
     return meta
+
+
+def build_meta(c: Config, rep: int, *, boot: int, argv: list[str], accel: str,
+               accel_note: str | None, versions: dict, host: dict, guest: dict | None,
+               device: dict | None, started: str, finished: str, status: str,
+               error: str | None, attempt: int = 1, pinned: dict | None = None) -> dict[str, Any]:
+    """assemble_meta with the facts of this host gathered here, at the edge: the build's
+    provenance (perfsuite.builds, which may hash the binary) and the lab host that
+    `perfsuite lab run` names in the environment."""
+    return assemble_meta(c, rep, boot=boot, argv=argv, accel=accel, accel_note=accel_note,
+                         versions=versions, host=host, build=build_info(c.qemu), guest=guest,
+                         device=device, started=started, finished=finished, status=status,
+                         error=error, attempt=attempt, pinned=pinned, lab=lab_info(os.environ))
+
+
+def lab_info(env: dict | os._Environ) -> dict[str, Any] | None:
+    """The meta's `lab` block from the variables `perfsuite lab run` sets on each lab host."""
+    if not env.get("PERFSUITE_LAB_HOST"):
+        return None
+    return {"host": env["PERFSUITE_LAB_HOST"], "class": env.get("PERFSUITE_LAB_CLASS")}
 
 
 @functools.lru_cache(maxsize=None)
