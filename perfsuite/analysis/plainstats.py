@@ -8,9 +8,8 @@ halved recursively), so the table, CSV and JSON do not change with the path that
 them. `sem` and `ci95` (boot units, the t quantile) are perfsuite.analysis.stats'
 (numpy, and scipy for ci95), imported only when asked for.
 
-ERROR_KINDS is perfsuite.analysis.stats' tuple of kinds (their meaning is documented
-there); it is here too so that the CLI can offer the choice without importing numpy
-(tests/test_plain_path.py holds the two equal).
+ERROR_KINDS and ERROR_HELP (the kinds and their meaning) live here, not in stats, so that
+the CLI can offer the choice and print its help without importing numpy.
 """
 
 from __future__ import annotations
@@ -19,6 +18,13 @@ import math
 from collections.abc import Sequence
 
 ERROR_KINDS = ("range", "cv", "sem", "ci95")
+
+ERROR_HELP = {
+    "range": "half the spread (max - min) / 2 as % of the mean (the seed's definition)",
+    "cv": "sample standard deviation (n-1) as % of the mean",
+    "sem": "standard error of the mean, s/sqrt(n), as % of the mean",
+    "ci95": "Student-t 95% confidence half-width as % of the mean",
+}
 
 _BLOCK = 128   # numpy's PW_BLOCKSIZE
 

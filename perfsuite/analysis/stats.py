@@ -68,15 +68,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-ERROR_KINDS = ("range", "cv", "sem", "ci95")
-
-ERROR_HELP = {
-    "range": "half the spread (max - min) / 2 as % of the mean (the seed's definition)",
-    "cv": "sample standard deviation (n-1) as % of the mean",
-    "sem": "standard error of the mean, s/sqrt(n), as % of the mean",
-    "ci95": "Student-t 95% confidence half-width as % of the mean",
-}
-
+# The error kinds and their meaning live with the numpy-free arithmetic (the CLI offers them
+# without importing numpy); this module computes sem and ci95 and re-exports both names.
+from perfsuite.analysis.plainstats import ERROR_HELP, ERROR_KINDS  # noqa: F401 (re-exported)
 
 def error_pct(values: Sequence[float], kind: str = "range", boots: Sequence | None = None) -> float:
     """The error of a set of repetitions as a percentage of their mean (NaN if undefined).

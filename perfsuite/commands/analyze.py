@@ -22,7 +22,7 @@ _FORMATS = ("table", "csv", "json", "markdown")
 
 def _epilog() -> str:
     # perfsuite.analysis.stats holds the definitions (and imports numpy): only for --help
-    from perfsuite.analysis.stats import ERROR_HELP
+    from perfsuite.analysis.plainstats import ERROR_HELP
 
     return "\b\nError statistics (--error), over the runs of one name:\n" + "\n".join(
         f"  {k:<6} {v}" for k, v in ERROR_HELP.items()
