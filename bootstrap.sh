@@ -44,6 +44,10 @@ venv() {
         .venv/bin/python -m pip install -q -e '.[test]'
         touch "$stamp"
     fi
+    # perfsuite is installed editable, so pip compiles none of it: compile it here (only what
+    # changed), so that a shell or CI with PYTHONDONTWRITEBYTECODE set still starts the
+    # analyzer from .pyc files instead of compiling every module on every run.
+    .venv/bin/python -m compileall -q -j 0 perfsuite > /dev/null || true
 }
 
 cmd=${1:-run}
