@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from perfsuite.analysis import comparison as C
+from perfsuite.report import verdicts as V
 import synthetic
 from perfsuite.commands.compare import compare as compare_cmd
 
@@ -74,7 +75,7 @@ def test_one_run_rows_inconclusive_and_one_sided_rows_listed():
     assert c.rows["verdict"].tolist() == ["inconclusive"]
     assert c.only_baseline == ["v3-smp-2-dataplane"] and c.only_candidate == ["v4-smp-8-dataplane"]
     assert c.exit_code == 0
-    junit = ET.fromstring(C.render_junit(c))
+    junit = ET.fromstring(V.render_junit(c))
     assert junit.get("tests") == "3" and junit.get("skipped") == "3"
 
 
@@ -102,15 +103,15 @@ def test_bad_arguments():
 
 def test_renderers_agree():
     c = C.compare(frame("v3", {1: 1e5, 4: 4e5}), frame("v4", {1: 1e5, 4: 3e5}, seed=1))
-    doc = json.loads(C.render_json(c))
+    doc = json.loads(V.render_json(c))
     assert doc["exit_code"] == 1 and doc["counts"]["regression"] == 1
     assert [r["verdict"] for r in doc["rows"]] == c.rows["verdict"].tolist()
-    junit = ET.fromstring(C.render_junit(c))
+    junit = ET.fromstring(V.render_junit(c))
     assert junit.get("failures") == "1"
     assert [t.get("name") for t in junit.iter("testcase") if t.find("failure") is not None] == ["smp-4-dataplane"]
-    md = C.render_markdown(c)
+    md = V.render_markdown(c)
     assert "**regression**" in md and sum(line.startswith("| ") for line in md.splitlines()) == 3
-    table = C.render_table(c)
+    table = V.render_table(c)
     assert "smp-4-dataplane" in table and "1 regression" in table
 
 
@@ -155,7 +156,7 @@ def test_different_accelerators_on_the_two_sides_are_flagged():
     cand = frame("v4", {1: 1e5, 2: 2e5}, extra={"accel": "kvm"})
     c = C.compare(base, cand)
     assert len(c.warnings) == 1 and "baseline tcg, candidate kvm" in c.warnings[0]
-    assert C.to_dict(c)["warnings"] == c.warnings
+    assert V.to_dict(c)["warnings"] == c.warnings
     same = C.compare(frame("v3", {1: 1e5}, extra={"accel": "kvm"}), frame("v4", {1: 1e5}, extra={"accel": "kvm"}))
     assert same.warnings == [] and C.compare(frame("v3", {1: 1e5}), frame("v4", {1: 1e5})).warnings == []
 

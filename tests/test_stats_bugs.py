@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from perfsuite.analysis import comparison as C
+from perfsuite.report import verdicts as V
 from perfsuite.analysis import stats
 
 
@@ -75,6 +76,6 @@ def test_two_rays_render_and_serialise():
     fa = pd.DataFrame({"name": "x", "iops": [-1, 1, .5, -.4, .1]})
     fb = pd.DataFrame({"name": "x", "iops": [5.0, 6, 5, 4, 6]})
     c = C.compare(fa, fb)
-    assert " or >=" in C.render_table(c)
-    row = json.loads(C.render_json(c))["rows"][0]
+    assert " or >=" in V.render_table(c)
+    row = json.loads(V.render_json(c))["rows"][0]
     assert row["ci_rays"] is True and row["verdict"] == "improvement"

@@ -80,7 +80,8 @@ def compare(baseline: str, candidate: str | None, labels: tuple[str, ...], thres
 
 def _run(baseline, candidate, labels, threshold, test, correction, alpha, metric, fmt, output,
          strict_hosts=False) -> int:
-    from perfsuite.analysis.comparison import RENDERERS, CompareError, compare as do_compare
+    from perfsuite.analysis.comparison import CompareError, compare as do_compare
+    from perfsuite.report.verdicts import RENDERERS
     from perfsuite.analysis.hosts import HostsDiffer
 
     if len(labels) not in (0, 2):

@@ -215,7 +215,7 @@ def nightly_cmd(inventory, run_args: RunArgs, forks, baseline_qemu, candidate_qe
     from datetime import datetime, timezone
     from pathlib import Path
 
-    from perfsuite.analysis.comparison import render_table
+    from perfsuite.report.verdicts import render_table
     from perfsuite.commands.base import parse_threshold
     from perfsuite.lab.ansible import Ansible
     from perfsuite.lab.dispatch import LabOptions, LabRun

@@ -157,7 +157,7 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
                           log=lambda m: click.echo(m, err=True))
     except (N.NightlyError, HistoryError, RunnerError) as exc:
         raise BadInput(str(exc)) from None
-    from perfsuite.analysis.comparison import render_table
+    from perfsuite.report.verdicts import render_table
 
     click.echo(render_table(res.comparison), nl=False)
     for w in res.warnings + res.failures:

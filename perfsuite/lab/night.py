@@ -55,7 +55,8 @@ def lab_hosts(runs: Path) -> list[str]:
 
 def compare_class(runs: Path, results: Path, plan: NightPlan, opts, started: str):
     """Compare one class's night, record it (host = its lab hosts), write its outputs."""
-    from perfsuite.analysis.comparison import compare, render_json, render_junit
+    from perfsuite.analysis.comparison import compare
+    from perfsuite.report.verdicts import render_json, render_junit
     from perfsuite.analysis.results import load_runs
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.nightly import history

@@ -251,7 +251,7 @@ def night_info(base_frame, cand_frame, started: str, finished: str, labels: tupl
 def summary_markdown(night: str, comparison, info: dict, stops: dict, failures: list[str],
                      changes) -> str:
     """The night's markdown summary (pure)."""
-    from perfsuite.analysis.comparison import render_markdown
+    from perfsuite.report.verdicts import render_markdown
 
     verdict = "REGRESSION" if comparison.exit_code else "no regression"
     lines = [f"# perfsuite nightly {night}: {verdict}", "",
@@ -338,8 +338,8 @@ def run_night(pairs: Sequence[tuple], results_dir: Path, runs_dir: Path, opts: N
     """Run, compare, record and write the night. Raises NightlyError when nothing compares."""
     from perfsuite.nightly import history
     from perfsuite.analysis import hosts
-    from perfsuite.analysis.comparison import (CompareError, compare, render_json, render_junit,
-                                               resolve_metric)
+    from perfsuite.analysis.comparison import CompareError, compare, resolve_metric
+    from perfsuite.report.verdicts import render_json, render_junit
     from perfsuite.fsutil import atomic_write_text
     from perfsuite.analysis.results import ResultsError, load_runs
 
