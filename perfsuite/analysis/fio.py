@@ -143,6 +143,15 @@ def _nonfinite_repl(m: re.Match) -> bytes:
 
 def extract(doc: dict[str, Any]) -> dict[str, Any]:
     """A decoded fio document -> the flat record of FIELDS (numbers as float, NaN if unknown)."""
+    jobs = _jobs_of(doc)
+    glob_opts = doc.get("global options")
+    sums = _Sums(glob_opts if isinstance(glob_opts, dict) else {})
+    for i, job in enumerate(jobs):
+        sums.add_job(i, job)
+    return sums.record(doc)
+
+
+def _jobs_of(doc: dict[str, Any]) -> list:
     jobs = doc.get("jobs")
     if jobs is None and isinstance(doc.get("client_stats"), list):
         # fio --client: one entry per client plus an "All clients" sum we must not count twice.
@@ -151,20 +160,25 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
         raise FioParseError("no 'jobs' list (not fio JSON output?)")
     if not jobs:
         raise FioParseError("'jobs' is empty: fio ran no job")
-    glob_opts = doc.get("global options")
-    glob_opts = glob_opts if isinstance(glob_opts, dict) else {}
+    return jobs
 
-    dir_iops = {"read": 0.0, "write": 0.0, "trim": 0.0}
-    bw = {"read": 0.0, "write": 0.0}
-    total = 0.0
-    lat_sum = {"mean": 0.0, "p50": 0.0, "p99": 0.0, "p999": 0.0}
-    lat_wsum = {"mean": 0.0, "p50": 0.0, "p99": 0.0, "p999": 0.0}
-    runtime_ms = math.nan
-    error = 0
-    sections: dict[Any, list] = {}  # job section -> [entries, numjobs option, iodepth option]
-    opts_first: dict[str, Any] | None = None
 
-    for i, job in enumerate(jobs):
+class _Sums:
+    """What extract adds up over the jobs of one document."""
+
+    def __init__(self, glob_opts: dict[str, Any]):
+        self.glob_opts = glob_opts
+        self.dir_iops = {"read": 0.0, "write": 0.0, "trim": 0.0}
+        self.bw = {"read": 0.0, "write": 0.0}
+        self.total = 0.0
+        self.lat_sum = {"mean": 0.0, "p50": 0.0, "p99": 0.0, "p999": 0.0}
+        self.lat_wsum = {"mean": 0.0, "p50": 0.0, "p99": 0.0, "p999": 0.0}
+        self.runtime_ms = math.nan
+        self.error = 0
+        self.sections: dict[Any, list] = {}  # job section -> [entries, numjobs option, iodepth option]
+        self.opts_first: dict[str, Any] | None = None
+
+    def add_job(self, i: int, job: Any) -> None:
         if not isinstance(job, dict):
             raise FioParseError(f"jobs[{i}] is not an object")
         err = job.get("error", 0)
@@ -172,74 +186,75 @@ def extract(doc: dict[str, Any]) -> dict[str, Any]:
             err = int(err)  # orjson reads integers beyond 64 bits as float
         if not _is_int(err):
             raise FioParseError(f"jobs[{i}].error is not an integer: {err!r}")
-        if err and not error:
-            error = int(err)
+        if err and not self.error:
+            self.error = int(err)
         opts = job.get("job options")
-        opts = {**glob_opts, **opts} if isinstance(opts, dict) else glob_opts
-        if opts_first is None:
-            opts_first = opts
+        opts = {**self.glob_opts, **opts} if isinstance(opts, dict) else self.glob_opts
+        if self.opts_first is None:
+            self.opts_first = opts
         key = (_key(job.get("jobname")), _key(job.get("groupid")))
-        nj = _int_opt(opts.get("numjobs"))
-        entry = sections.setdefault(key, [0, 1, _int_opt(opts.get("iodepth"))])
+        entry = self.sections.setdefault(key, [0, 1, _int_opt(opts.get("iodepth"))])
         entry[0] += 1
-        entry[1] = max(entry[1], nj or 1)
-
+        entry[1] = max(entry[1], _int_opt(opts.get("numjobs")) or 1)
         seen = False
         for d in ("read", "write", "trim", "mixed"):
             st = job.get(d)
-            if st is None:
-                continue
-            if not isinstance(st, dict):
-                raise FioParseError(f"jobs[{i}].{d} is not an object")
-            iops = st.get("iops")
-            if type(iops) is not float or not 0 <= iops < math.inf:  # the common case, without a call
-                iops = _num(iops, f"jobs[{i}].{d}.iops")
-            seen = True
-            total += iops
-            if d in dir_iops:
-                dir_iops[d] += iops
-            if d in bw:
-                b = st.get("bw")
-                bw[d] += b if _is_num(b) and 0 <= b < math.inf else 0.0
-            rt = st.get("runtime")
-            if _is_num(rt) and rt > 0 and not runtime_ms >= rt:
-                runtime_ms = float(rt)
-            if iops > 0:
-                w = st.get("total_ios")
-                w = float(w) if _is_num(w) and w > 0 else iops
-                _add_latency(st, w, lat_sum, lat_wsum)
+            if st is not None:
+                self.add_direction(i, d, st)
+                seen = True
         if not seen:
             raise FioParseError(f"jobs[{i}] has no read/write/trim section")
         jr = job.get("job_runtime")
-        if not runtime_ms > 0 and _is_num(jr) and jr > 0:
-            runtime_ms = float(jr)
+        if not self.runtime_ms > 0 and _is_num(jr) and jr > 0:
+            self.runtime_ms = float(jr)
 
-    if not math.isfinite(total):
-        raise FioParseError(f"total iops overflows: {total}")
-    opts = opts_first or {}
-    lat = {k: (lat_sum[k] / lat_wsum[k] if lat_wsum[k] > 0 else math.nan) for k in lat_sum}
-    version = doc.get("fio version")
-    return {
-        "iops": total,
-        "read_iops": dir_iops["read"],
-        "write_iops": dir_iops["write"],
-        "trim_iops": dir_iops["trim"],
-        "read_bw_kib": bw["read"],
-        "write_bw_kib": bw["write"],
-        "disk_read_ios": _disk_read_ios(doc.get("disk_util")),
-        "lat_mean_us": lat["mean"],
-        "lat_p50_us": lat["p50"],
-        "lat_p99_us": lat["p99"],
-        "lat_p999_us": lat["p999"],
-        "runtime_s": runtime_ms / 1000.0,
-        "fio_version": version if isinstance(version, str) else None,
-        "numjobs": sum(max(n, nj) for n, nj, _ in sections.values()),
-        "iodepth": _int_opt(opts.get("iodepth")),
-        "iodepth_total": _depth_total(sections),
-        "rw": _str_opt(opts.get("rw", opts.get("readwrite"))),
-        "bs": _str_opt(opts.get("bs", opts.get("blocksize"))),
-        "error": error,
-    }
+    def add_direction(self, i: int, d: str, st: Any) -> None:
+        if not isinstance(st, dict):
+            raise FioParseError(f"jobs[{i}].{d} is not an object")
+        iops = st.get("iops")
+        if type(iops) is not float or not 0 <= iops < math.inf:  # the common case, without a call
+            iops = _num(iops, f"jobs[{i}].{d}.iops")
+        self.total += iops
+        if d in self.dir_iops:
+            self.dir_iops[d] += iops
+        if d in self.bw:
+            b = st.get("bw")
+            self.bw[d] += b if _is_num(b) and 0 <= b < math.inf else 0.0
+        rt = st.get("runtime")
+        if _is_num(rt) and rt > 0 and not self.runtime_ms >= rt:
+            self.runtime_ms = float(rt)
+        if iops > 0:
+            w = st.get("total_ios")
+            w = float(w) if _is_num(w) and w > 0 else iops
+            _add_latency(st, w, self.lat_sum, self.lat_wsum)
+
+    def record(self, doc: dict[str, Any]) -> dict[str, Any]:
+        if not math.isfinite(self.total):
+            raise FioParseError(f"total iops overflows: {self.total}")
+        opts = self.opts_first or {}
+        lat = {k: (self.lat_sum[k] / self.lat_wsum[k] if self.lat_wsum[k] > 0 else math.nan) for k in self.lat_sum}
+        version = doc.get("fio version")
+        return {
+            "iops": self.total,
+            "read_iops": self.dir_iops["read"],
+            "write_iops": self.dir_iops["write"],
+            "trim_iops": self.dir_iops["trim"],
+            "read_bw_kib": self.bw["read"],
+            "write_bw_kib": self.bw["write"],
+            "disk_read_ios": _disk_read_ios(doc.get("disk_util")),
+            "lat_mean_us": lat["mean"],
+            "lat_p50_us": lat["p50"],
+            "lat_p99_us": lat["p99"],
+            "lat_p999_us": lat["p999"],
+            "runtime_s": self.runtime_ms / 1000.0,
+            "fio_version": version if isinstance(version, str) else None,
+            "numjobs": sum(max(n, nj) for n, nj, _ in self.sections.values()),
+            "iodepth": _int_opt(opts.get("iodepth")),
+            "iodepth_total": _depth_total(self.sections),
+            "rw": _str_opt(opts.get("rw", opts.get("readwrite"))),
+            "bs": _str_opt(opts.get("bs", opts.get("blocksize"))),
+            "error": self.error,
+        }
 
 
 def _depth_total(sections: dict[Any, list]) -> int | None:
