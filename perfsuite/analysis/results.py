@@ -100,62 +100,18 @@ def load_runs(
 ) -> LoadResult:
     """Load every repetition under runs_dir. `names`: glob(s) on run names, to load only those."""
     root = Path(runs_dir)
-    if not root.exists():
-        raise ResultsError(f"runs directory {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise ResultsError(f"{str(root)!r} is not a directory")
     unreadable: list[str] = []
-    try:
-        groups = _find_runs(root, unreadable)
-    except OSError as exc:
-        raise ResultsError(f"cannot list {str(root)!r}: {exc.strerror or exc}") from None
-    if not groups:
-        raise ResultsError(f"no fio results in {str(root)!r} (expected {root}/<NAME>/<N>.json)")
-    if names:
-        patterns = [names] if isinstance(names, str) else list(names)
-        groups = {n: f for n, f in groups.items() if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
-        if not groups:
-            raise ResultsError(f"no run name in {str(root)!r} matches {' or '.join(patterns)!r}")
-
+    groups = _listed(root, names, unreadable)
     rows: list[dict[str, Any]] = []
     warnings: list[str] = list(unreadable)
     failed: dict[str, int] = {}
     with_meta = False
     for name in sorted(groups, key=natural_key):
-        listing = groups[name]
         from_name = parse_name(name)
-        for r in listing.reps:
-            if r.result is None or not r.counts:
-                if r.why:  # failed, cut short, or a result its meta disowns
-                    if strict and r.result is not None:
-                        raise ResultsError(r.why)
-                    warnings.append(r.why)
+        for r in groups[name].reps:
+            rec = _record(r, name, strict, warnings, failed)
+            if rec is None:
                 continue
-            path = str(r.result)
-            try:
-                rec = parse_file(path)
-            except FioParseError as exc:
-                msg = f"{path}: {exc}"
-                if strict:
-                    raise ResultsError(msg) from None
-                warnings.append(f"skipped {msg}")
-                continue
-            if rec["error"]:
-                failed[name] = failed.get(name, 0) + 1
-                continue
-            if (why := _implausible(rec)) is not None:
-                if strict:
-                    raise ResultsError(f"{path}: {why}")
-                warnings.append(f"skipped {path}: {why}")
-                continue
-            del rec["error"]
-            rec["name"] = name
-            rec["rep"] = r.stem
-            rec["path"] = path
-            if r.meta_problem:
-                if strict:
-                    raise ResultsError(r.meta_problem)
-                warnings.append(r.meta_problem)
             if r.meta:
                 rec.update(flatten_meta(r.meta))
                 with_meta = True
@@ -168,6 +124,60 @@ def load_runs(
         detail = f" ({len(warnings)} problem(s): {warnings[0]})" if warnings else ""
         raise ResultsError(f"no usable fio results in {str(root)!r}{detail}")
     return LoadResult(runs=_to_runs(rows, with_meta), warnings=warnings)
+
+
+def _listed(root: Path, names: str | list[str] | None, unreadable: list[str]) -> dict[str, RunListing]:
+    """The run names under root (those matching `names`), each with its repetitions' files."""
+    if not root.exists():
+        raise ResultsError(f"runs directory {str(root)!r} does not exist")
+    if not root.is_dir():
+        raise ResultsError(f"{str(root)!r} is not a directory")
+    try:
+        groups = _find_runs(root, unreadable)
+    except OSError as exc:
+        raise ResultsError(f"cannot list {str(root)!r}: {exc.strerror or exc}") from None
+    if not groups:
+        raise ResultsError(f"no fio results in {str(root)!r} (expected {root}/<NAME>/<N>.json)")
+    if names:
+        patterns = [names] if isinstance(names, str) else list(names)
+        groups = {n: f for n, f in groups.items() if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+        if not groups:
+            raise ResultsError(f"no run name in {str(root)!r} matches {' or '.join(patterns)!r}")
+    return groups
+
+
+def _record(r, name: str, strict: bool, warnings: list[str], failed: dict[str, int]) -> dict[str, Any] | None:
+    """One repetition's fio record with its name, number and path, or None (and why, in
+    `warnings`, or counted in `failed` when fio itself reported an error); --strict raises."""
+    if r.result is None or not r.counts:
+        if r.why:  # failed, cut short, or a result its meta disowns
+            if strict and r.result is not None:
+                raise ResultsError(r.why)
+            warnings.append(r.why)
+        return None
+    path = str(r.result)
+    try:
+        rec = parse_file(path)
+    except FioParseError as exc:
+        if strict:
+            raise ResultsError(f"{path}: {exc}") from None
+        warnings.append(f"skipped {path}: {exc}")
+        return None
+    if rec["error"]:
+        failed[name] = failed.get(name, 0) + 1
+        return None
+    if (why := _implausible(rec)) is not None:
+        if strict:
+            raise ResultsError(f"{path}: {why}")
+        warnings.append(f"skipped {path}: {why}")
+        return None
+    del rec["error"]
+    rec["name"], rec["rep"], rec["path"] = name, r.stem, path
+    if r.meta_problem:
+        if strict:
+            raise ResultsError(r.meta_problem)
+        warnings.append(r.meta_problem)
+    return rec
 
 
 # No block device does a trillion IOPS; above that a value is corrupt (1e308 would also
