@@ -79,44 +79,77 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
 
     Repetitions already complete in RUNS_DIR are skipped (--no-resume reruns them).
     """
-    from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
-
     a = run_args
-    runs_dir, repeat, runtime, ramp, only, accel, timeout = (
-        a.runs_dir, a.repeat, a.runtime, a.ramp, a.only, a.accel, a.timeout)
+    numbers = parse_boot_numbers(boot_numbers, a.boots)
+    configs = _configs(matrix, a, qemu, label)
+    if dry_run:
+        _dry_run(configs, a.accel, a.repeat, a.boots)
+        return
+
+    from perfsuite.qemu.machine import install_signal_handlers, kill_all
+    from perfsuite.run.runner import RunOptions, RunnerError, run_matrix
+
+    install_signal_handlers()
+    opts = RunOptions(repeat=a.repeat, boots=a.boots, accel=a.accel, timeout=a.timeout, retries=retries,
+                      resume=resume, fresh_guest=fresh_guest, work_root=work_root, keep_workdir=keep_workdirs,
+                      profile=_profile(profile), boot_numbers=numbers)
+    runner, progress = _runner(configs, opts, kernel, quiet)
+    try:
+        with progress:
+            outcomes = run_matrix(configs, a.runs_dir, runner)
+            if until_precision:
+                from perfsuite.run.precision import run_until_precision
+                outcomes += run_until_precision(configs, a.runs_dir, runner, until_precision, max_repeat)
+    except KeyboardInterrupt:
+        kill_all()
+        click.echo(f"interrupted: completed repetitions are kept in {Path(a.runs_dir).absolute()}/", err=True)
+        sys.exit(130)
+    except RunnerError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
+    for o in bad:
+        click.echo(f"{o.name} #{o.rep}: {o.status}: {o.error} (see {Path(a.runs_dir).absolute() / o.name / (str(o.rep) + '.log')})", err=True)
+    _print_table(a.runs_dir, [c.name for c in configs])
+    sys.exit(1 if bad else 0)
+
+
+def _configs(matrix: str, a: RunArgs, qemu: str | None, label: str | None) -> list:
+    """The selected configurations of MATRIX, their builds resolved, validated (exit 2 if not)."""
     from perfsuite.builds import default_label, resolve_configs
+    from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
     from perfsuite.qemu.features import probe
 
-    numbers = parse_boot_numbers(boot_numbers, a.boots)
-    overrides = {"runtime": runtime, "ramp": ramp, "qemu": qemu, "label": label}
+    overrides = {"runtime": a.runtime, "ramp": a.ramp, "qemu": qemu, "label": label}
     try:
         # build specs (debian:, git:, system) become binaries before validation; a spec's
         # build is fetched or built here, once, and labels default from it
-        configs = select(load_matrix(matrix, overrides, default_label), only)
+        configs = select(load_matrix(matrix, overrides, default_label), a.only)
         configs = resolve_configs(configs, log=lambda m: click.echo(m, err=True))
         validate(configs, probe=probe, host_mem_mb=host_memory_mb())
     except ConfigError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
+    return configs
 
-    if dry_run:
-        _dry_run(configs, accel, repeat, a.boots)
-        return
 
-    from perfsuite.qemu.machine import install_signal_handlers, kill_all
-    from perfsuite.run.runner import RunOptions, Runner, RunnerError, boot_plan, run_matrix
-    from perfsuite.run.progress import Progress
-
-    install_signal_handlers()
+def _profile(profile: str | None) -> str | None:
+    """--profile, or None with a warning when perf cannot record here."""
     if profile == "perf":
         from perfsuite.hostview.profile import perf_available
         if (why := perf_available()) is not None:
             click.echo(f"warning: {why}", err=True)
-            profile = None
-    opts = RunOptions(repeat=repeat, boots=a.boots, accel=accel, timeout=timeout, retries=retries, resume=resume,
-                      fresh_guest=fresh_guest, work_root=work_root, keep_workdir=keep_workdirs,
-                      profile=profile, boot_numbers=numbers)
-    progress = Progress(total=len(boot_plan(configs, a.boots, repeat, numbers)) * repeat, quiet=quiet)
+            return None
+    return profile
+
+
+def _runner(configs: list, opts, kernel: str | None, quiet: bool):
+    """(Runner, Progress) of the run; --kernel's image built or found first (exit 2 if not)."""
+    from perfsuite.run.progress import Progress
+    from perfsuite.run.runner import Runner, boot_plan
+
+    progress = Progress(total=len(boot_plan(configs, opts.boots, opts.repeat, opts.boot_numbers)) * opts.repeat,
+                        quiet=quiet)
     runner = Runner(options=opts, on_event=progress.event)
     if kernel:
         from perfsuite.guest import ImageError, ensure_image
@@ -125,24 +158,7 @@ def run(matrix: str, run_args: RunArgs, dry_run: bool, retries: int,
         except ImageError as e:
             click.echo(f"error: guest image: {e} (nothing launched)", err=True)
             sys.exit(2)
-    try:
-        with progress:
-            outcomes = run_matrix(configs, runs_dir, runner)
-            if until_precision:
-                from perfsuite.run.precision import run_until_precision
-                outcomes += run_until_precision(configs, runs_dir, runner, until_precision, max_repeat)
-    except KeyboardInterrupt:
-        kill_all()
-        click.echo(f"interrupted: completed repetitions are kept in {Path(runs_dir).absolute()}/", err=True)
-        sys.exit(130)
-    except RunnerError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    bad = [o for o in outcomes if o.status not in ("ok", "skipped")]
-    for o in bad:
-        click.echo(f"{o.name} #{o.rep}: {o.status}: {o.error} (see {Path(runs_dir).absolute() / o.name / (str(o.rep) + '.log')})", err=True)
-    _print_table(runs_dir, [c.name for c in configs])
-    sys.exit(1 if bad else 0)
+    return runner, progress
 
 
 _W = "/PERFSUITE-WORKDIR"  # stands for the work dir until the line is quoted
