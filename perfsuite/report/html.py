@@ -132,8 +132,6 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
     """Everything the template shows, as plain values. `comparison`/`history` are plain dicts
     made by perfsuite.commands.report from perfsuite.analysis.comparison / perfsuite.nightly.history;
     `hostview`: {"profiles": [...], "diffs": [...]} from perfsuite.report.hostview's edges."""
-    import pandas as pd
-
     from perfsuite.report import plots
     from perfsuite.analysis.summary import summarize
 
@@ -145,43 +143,10 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
     colors = {n: plots.variant_color(axes[n][1], axes[n][2]) for n in order}
     by_name = {n: frame.loc[frame["name"] == n, "iops"].to_numpy(dtype=float) for n in order}
 
-    notes: dict[str, list[dict[str, str]]] = {}
-    for f in findings:
-        row = str(getattr(f, "name", None) or getattr(f, "row", "") or "")
-        sev = str(getattr(f, "severity", "warning")).lower().rsplit(".", 1)[-1]
-        notes.setdefault(row, []).append({"severity": sev, "message": str(getattr(f, "message", f))})
-    table = [{
-        "name": r.name, "iops": f"{r.mean:,.1f}", "error": "± " + _fmt_err(r.error_pct), "n": int(r.n),
-        "color": colors.get(r.name), "notes": notes.pop(str(r.name), []),
-    } for r in summary.set_index("name").loc[order].reset_index().itertuples(index=False)]
-    for row in table:  # a row is highlighted for warnings, not for informational notes
-        row["flagged"] = any(n["severity"] not in ("info", "note") for n in row["notes"])
-    general_notes = [dict(n, row=row) for row, ns in notes.items() for n in ns]
-
-    figures: dict[str, dict[str, Any]] = {}
-    bars = []
-    for n in order:
-        m, lo, hi = mean_ci(by_name[n])
-        bars.append({"group": axes[n][0], "dataplane": axes[n][1], "mq": axes[n][2], "mean": m, "lo": lo, "hi": hi})
-    figures["bars"] = _uri(plots.iops_bars(pd.DataFrame(bars)))
+    table, general_notes = _summary_table(summary, order, colors, findings)
     speedups = _speedups(order, axes, by_name)
-    if speedups:
-        figures["speedup"] = _uri(plots.speedup(pd.DataFrame(speedups)))
-    figures["strip"] = _uri(plots.strip(frame[["name", "iops"]], order, colors))
-
     lat = _latency(frame, order)
-    if lat["rows"]:
-        figures["latency"] = _uri(plots.latency(pd.DataFrame(lat["rows"])))
-    if comparison and comparison.get("rows"):
-        figures["compare"] = _uri(plots.ratios(pd.DataFrame(comparison["rows"]),
-                                               "ratio candidate / baseline (mean IOPS, ×, with CI)",
-                                               "Candidate vs baseline"))
-    if history and len(history.get("series", ())):
-        figures["history"] = _uri(plots.history(history["series"], history["changes"]))
-    from perfsuite.migrate import plot as migration_plot  # perfsuite migrate's timelines
-    mig_series = migration_plot.collect(files, order)
-    if mig_series:
-        figures["migration"] = _uri(migration_plot.timelines(mig_series))
+    figures = _figures(frame, files, order, axes, colors, by_name, speedups, lat, comparison, history)
 
     return {
         "title": "perfsuite report: virtio-blk " + ", ".join(sources),
@@ -196,6 +161,52 @@ def build_context(frame, files: dict[str, list[RunFiles]], out_dir: Path, *, sou
         "env": _environment(frame, files, jobs or {}, order),
         "raw": _raw_links(files, order, out_dir, {os.path.abspath(p) for p in frame["path"]} if "path" in frame else None),
     }
+
+
+def _summary_table(summary, order: list[str], colors: dict, findings) -> tuple[list[dict], list[dict]]:
+    """The table's rows (each with its findings) and the findings of no row."""
+    notes: dict[str, list[dict[str, str]]] = {}
+    for f in findings:
+        row = str(getattr(f, "name", None) or getattr(f, "row", "") or "")
+        sev = str(getattr(f, "severity", "warning")).lower().rsplit(".", 1)[-1]
+        notes.setdefault(row, []).append({"severity": sev, "message": str(getattr(f, "message", f))})
+    table = [{
+        "name": r.name, "iops": f"{r.mean:,.1f}", "error": "± " + _fmt_err(r.error_pct), "n": int(r.n),
+        "color": colors.get(r.name), "notes": notes.pop(str(r.name), []),
+    } for r in summary.set_index("name").loc[order].reset_index().itertuples(index=False)]
+    for row in table:  # a row is highlighted for warnings, not for informational notes
+        row["flagged"] = any(n["severity"] not in ("info", "note") for n in row["notes"])
+    return table, [dict(n, row=row) for row, ns in notes.items() for n in ns]
+
+
+def _figures(frame, files, order, axes, colors, by_name, speedups, lat, comparison, history) -> dict[str, str]:
+    """Every plot of the page, as data: URIs."""
+    import pandas as pd
+
+    from perfsuite.migrate import plot as migration_plot  # perfsuite migrate's timelines
+    from perfsuite.report import plots
+
+    figures: dict[str, str] = {}
+    bars = []
+    for n in order:
+        m, lo, hi = mean_ci(by_name[n])
+        bars.append({"group": axes[n][0], "dataplane": axes[n][1], "mq": axes[n][2], "mean": m, "lo": lo, "hi": hi})
+    figures["bars"] = _uri(plots.iops_bars(pd.DataFrame(bars)))
+    if speedups:
+        figures["speedup"] = _uri(plots.speedup(pd.DataFrame(speedups)))
+    figures["strip"] = _uri(plots.strip(frame[["name", "iops"]], order, colors))
+    if lat["rows"]:
+        figures["latency"] = _uri(plots.latency(pd.DataFrame(lat["rows"])))
+    if comparison and comparison.get("rows"):
+        figures["compare"] = _uri(plots.ratios(pd.DataFrame(comparison["rows"]),
+                                               "ratio candidate / baseline (mean IOPS, ×, with CI)",
+                                               "Candidate vs baseline"))
+    if history and len(history.get("series", ())):
+        figures["history"] = _uri(plots.history(history["series"], history["changes"]))
+    mig_series = migration_plot.collect(files, order)
+    if mig_series:
+        figures["migration"] = _uri(migration_plot.timelines(mig_series))
+    return figures
 
 
 def _hostview(frame, order, given: dict) -> dict[str, Any] | None:
