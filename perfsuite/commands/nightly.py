@@ -110,10 +110,7 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
 
     from perfsuite.nightly import night as N
     from perfsuite.commands.base import parse_threshold
-    from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
-    from perfsuite.fsutil import atomic_write_text
     from perfsuite.nightly.history import HistoryError
-    from perfsuite.qemu.features import probe
 
     thr = parse_threshold(threshold)
     run_args = night_run_args(run_args, "nightly")
@@ -128,15 +125,7 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
     if throttle_iops:
         candidate_qemu = str(N.throttle_wrapper(candidate_qemu, throttle_iops,
                                                 results / "nights" / night / "qemu-throttled"))
-    try:
-        sides = []
-        for qemu, label in ((baseline_qemu, baseline_label), (candidate_qemu, candidate_label)):
-            over = {"runtime": run_args.runtime, "ramp": run_args.ramp, "qemu": qemu, "label": label}
-            sides.append(select(load_matrix(matrix, over), run_args.only))
-        validate(sides[0] + sides[1], probe=probe, host_mem_mb=host_memory_mb())
-        pairs = N.pair_configs(*sides)
-    except (ConfigError, N.NightlyError) as exc:
-        raise BadInput(str(exc)) from None
+    pairs = _pairs(matrix, run_args, ((baseline_qemu, baseline_label), (candidate_qemu, candidate_label)))
 
     from perfsuite.qemu.machine import install_signal_handlers
     from perfsuite.run.runner import RunOptions, Runner, RunnerError, run_config
@@ -157,6 +146,29 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
                           log=lambda m: click.echo(m, err=True))
     except (N.NightlyError, HistoryError, RunnerError) as exc:
         raise BadInput(str(exc)) from None
+    _print_night(res, summary_copy, junit_copy)
+    return res.exit_code
+
+
+def _pairs(matrix: str, run_args: RunArgs, sides: tuple) -> list[tuple]:
+    """(baseline, candidate) configurations of MATRIX for the (qemu, label) of each side."""
+    from perfsuite.matrix.config import ConfigError, host_memory_mb, load_matrix, select, validate
+    from perfsuite.nightly import night as N
+    from perfsuite.qemu.features import probe
+
+    try:
+        configs = [select(load_matrix(matrix, {"runtime": run_args.runtime, "ramp": run_args.ramp,
+                                               "qemu": qemu, "label": label}), run_args.only)
+                   for qemu, label in sides]
+        validate(configs[0] + configs[1], probe=probe, host_mem_mb=host_memory_mb())
+        return N.pair_configs(*configs)
+    except (ConfigError, N.NightlyError) as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _print_night(res, summary_copy: str | None, junit_copy: str | None) -> None:
+    """The night's table on stdout; warnings, change points and outputs on stderr; the copies."""
+    from perfsuite.fsutil import atomic_write_text
     from perfsuite.report.verdicts import render_table
 
     click.echo(render_table(res.comparison), nl=False)
@@ -169,7 +181,6 @@ def _nightly(baseline_qemu, candidate_qemu, baseline_label, candidate_label, mat
         if copy:
             atomic_write_text(copy, res.outputs[kind].read_text())
     click.echo("outputs: " + ", ".join(str(p) for p in res.outputs.values()), err=True)
-    return res.exit_code
 
 
 def _event(kind: str, data: dict) -> None:
