@@ -110,10 +110,14 @@ def measure(a, hosts: list[Sshd], inv: str) -> dict:
     for k in range(1, len(hosts) + 1):
         sub = hosts[:k]
         plan = {h.name: {"dir": str(h.lab_dir / "runs" / "bench" / "d"), "inputs": str(inputs),
-                         "push": "", "cmd": "true"} for h in sub}
-        rows[f"dispatch {k} host(s)"] = [timed(lambda plan=plan, sub=sub: ans.play("run", {"perfsuite_plan": plan},
-                                                                          limit=[h.name for h in sub]))
-                                         for _ in range(a.rounds)]
+                         "input_dir": "input", "push": "", "cmd": "true"} for h in sub}
+
+        def dispatch(plan=plan, sub=sub):
+            out = ans.play("run", {"perfsuite_plan": plan}, limit=[h.name for h in sub])
+            for h in sub:  # a failed play is fast: only a successful one is a figure
+                assert out[h.name].ok, out[h.name]
+
+        rows[f"dispatch {k} host(s)"] = [timed(dispatch) for _ in range(a.rounds)]
     names = [h.name for h in hosts]
     inbox = a.root / "inbox"
     for label, n in (("collect-0", 0), (f"collect-{a.results}", a.results)):
@@ -154,7 +158,7 @@ def write(a, rows: dict) -> None:
     lines = ["# Lab controller costs (bench_lab.py)", "",
              f"Machine: {os.cpu_count()} vCPUs, {platform.platform()}, Python {platform.python_version()}; "
              f"{n} sshd \"hosts\" on loopback ports of the same machine; load average at the end "
-             f"{load[0]:.1f} (the machine was shared with other work). Median of {a.rounds} rounds.", "",
+             f"{load[0]:.1f} (the "hosts" share this machine with the controller). Median of {a.rounds} rounds.", "",
              "| what | wall s | controller CPU s |", "|---|---|---|"]
     lines += [f"| {k} | {w:.2f} | {c:.2f} |" for k, (w, c) in med.items()]
     lines += ["", "Derived:", "",
