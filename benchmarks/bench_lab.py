@@ -158,7 +158,7 @@ def write(a, rows: dict) -> None:
     lines = ["# Lab controller costs (bench_lab.py)", "",
              f"Machine: {os.cpu_count()} vCPUs, {platform.platform()}, Python {platform.python_version()}; "
              f"{n} sshd \"hosts\" on loopback ports of the same machine; load average at the end "
-             f"{load[0]:.1f} (the "hosts" share this machine with the controller). Median of {a.rounds} rounds.", "",
+             f"{load[0]:.1f} (the sshd hosts share this machine with the controller). Median of {a.rounds} rounds.", "",
              "| what | wall s | controller CPU s |", "|---|---|---|"]
     lines += [f"| {k} | {w:.2f} | {c:.2f} |" for k, (w, c) in med.items()]
     lines += ["", "Derived:", "",
