@@ -5,12 +5,12 @@ builds each host gets (by its own `perfsuite build`)."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
-import platformdirs
 
 from perfsuite.errors import PerfsuiteError
 from perfsuite.fsutil import sha256_file
@@ -46,12 +46,15 @@ def source_hash(root: Path) -> str:
 def wheel(log=lambda m: None) -> Path:
     """The wheel of this checkout, built once per source hash (so a second setup ships the
     same bytes and changes nothing)."""
+    from perfsuite.guest.image import cache_root
+
     root = checkout()
-    out = Path(platformdirs.user_cache_dir("perfsuite")) / "lab" / "wheels" / source_hash(root)
+    out = cache_root() / "lab" / "wheels" / source_hash(root)
     found = sorted(out.glob("perfsuite-*.whl"))
     if found:
         return found[0]
     out.mkdir(parents=True, exist_ok=True)
+    prune_wheels(out.parent, keep={out.name})
     log(f"building the perfsuite wheel from {root}")
     p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                         "-w", str(out), str(root)], capture_output=True, text=True)
@@ -59,6 +62,23 @@ def wheel(log=lambda m: None) -> Path:
     if p.returncode != 0 or not found:
         raise ProvisionError(f"building the wheel failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
     return found[0]
+
+
+KEEP_WHEELS = 3  # older checkouts' wheels kept beside the current one (another lab may still ship one)
+
+
+def prune_wheels(wheels: Path, keep: set[str], newest: int = KEEP_WHEELS) -> list[Path]:
+    """Remove the wheel directories of older source hashes, all but the `newest` most
+    recently used and those in `keep`; every edit of the checkout makes a new one."""
+    try:
+        dirs = sorted((d for d in wheels.iterdir() if d.is_dir() and d.name not in keep),
+                      key=lambda d: d.stat().st_mtime, reverse=True)
+    except OSError:
+        return []
+    gone = dirs[newest:]
+    for d in gone:
+        shutil.rmtree(d, ignore_errors=True)
+    return gone
 
 
 def constraints() -> str:

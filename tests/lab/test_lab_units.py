@@ -264,3 +264,19 @@ def test_lab_run_of_a_build_spec_without_label_is_one_clear_error(tmp_path):
     assert res.exit_code == 2, res.output
     assert "is a build spec: give the matrix a `label`" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_old_wheels_are_pruned_but_the_current_and_recent_ones_stay(tmp_path):
+    import os
+
+    from perfsuite.lab.provision import prune_wheels
+
+    for i in range(6):
+        d = tmp_path / f"hash{i}"
+        d.mkdir()
+        (d / "perfsuite-0.1.0-py3-none-any.whl").write_bytes(b"w")
+        os.utime(d, (1000 + i, 1000 + i))  # hash5 the most recently used
+    gone = prune_wheels(tmp_path, keep={"hash0"}, newest=2)
+    assert sorted(p.name for p in gone) == ["hash1", "hash2", "hash3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hash0", "hash4", "hash5"]
+    assert prune_wheels(tmp_path / "missing", keep=set()) == []
