@@ -35,15 +35,6 @@ class Finished(NamedTuple):
     record: dict | None = None
 
 
-def _record_of(data: bytes | None) -> dict | None:
-    from perfsuite.analysis.fio import FioParseError, parse_bytes
-
-    try:
-        return parse_bytes(data) if data else None
-    except FioParseError:  # fio_verdict passed it; a record it cannot make only costs the shortcut
-        return None
-
-
 class RecordError(PerfsuiteError):
     """A repetition could not be written (disk full, read-only runs dir): exit 2."""
 
@@ -77,6 +68,12 @@ def console_fio_lines(console: str, n: int, limit: int = 400) -> str | None:
 
 def fio_verdict(data: bytes, console_said: str | None = None) -> str | None:
     """None when fio's JSON shows a measurement; else why this repetition failed."""
+    return fio_judged(data, console_said)[0]
+
+
+def fio_judged(data: bytes, console_said: str | None = None) -> tuple[str | None, dict | None]:
+    """(why it failed or None, the fio record when it is a measurement): one parse serves
+    the verdict and the record the runner hands back."""
     from perfsuite.analysis.fio import FioParseError, parse_bytes
 
     said = fio_message(data) or console_said
@@ -84,13 +81,13 @@ def fio_verdict(data: bytes, console_said: str | None = None) -> str | None:
     try:
         rec = parse_bytes(data)
     except FioParseError as exc:
-        return f"fio output unreadable ({exc}){tail}"
+        return f"fio output unreadable ({exc}){tail}", None
     if rec.get("error"):
-        return f"fio reported error {rec['error']}{tail}"
+        return f"fio reported error {rec['error']}{tail}", None
     io = [rec.get(k) or 0 for k in ("iops", "read_bw_kib", "write_bw_kib")]
     if not any(v > 0 for v in io):
-        return f"fio did no I/O (0 IOPS, 0 bytes){tail or ' and printed no reason'}"
-    return None
+        return f"fio did no I/O (0 IOPS, 0 bytes){tail or ' and printed no reason'}", None
+    return None, rec
 
 
 def exit_reason(code: int | None) -> str:
@@ -127,7 +124,7 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
 
     def record(n: int, status: str, error: str | None, json_path: Path | None = None) -> None:
         attempts[n] += 1
-        status, error, data = _judge(boot, n, status, error, json_path)
+        status, error, data, rec = _judge(boot, n, status, error, json_path)
         meta = build_meta(c, n, guest=boot.guest_info(), device=state["device"],
                           started=state["started"], finished=now_iso(), status=status,
                           error=error, attempt=attempts[n], pinned=getattr(boot, "pinned", None),
@@ -144,7 +141,7 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
         except OSError as e:
             raise RecordError(f"cannot record {run_dir / f'{n}.json'}: {e.strerror or e} "
                               "(repetitions already recorded are kept)") from None
-        results[n] = Finished(status, error, _record_of(data) if status == "ok" else None)
+        results[n] = Finished(status, error, rec if status == "ok" else None)
         state["started"] = now_iso()
         if status == "ok" or attempts[n] > runner.options.retries:
             runner.event("rep", name=c.name, rep=n, status=status, error=error)
@@ -175,18 +172,18 @@ def _run_launched(c: Config, run_dir: Path, reps: list[int], attempts: dict[int,
 
 
 def _judge(boot: Any, n: int, status: str, error: str | None,
-           json_path: Path | None) -> tuple[str, str | None, bytes | None]:
-    """(status, error, result bytes) of repetition N as the guest left it: a result without
-    a measurement fails, and a failure carries fio's own words when it left any."""
+           json_path: Path | None) -> tuple[str, str | None, bytes | None, dict | None]:
+    """(status, error, result bytes, fio record) of repetition N as the guest left it: a
+    result without a measurement fails, and a failure carries fio's own words when it left any."""
     if json_path is not None:
         data = json_path.read_bytes()
-        why = fio_verdict(data, console_fio_lines(boot.console(), n))
-        return ("failed", why, None) if why else (status, error, data)
+        why, rec = fio_judged(data, console_fio_lines(boot.console(), n))
+        return ("failed", why, None, None) if why else (status, error, data, rec)
     if status == "failed":
         said = _fio_part_message(boot, n) or console_fio_lines(boot.console(), n)
         if said and said not in (error or ""):
             error = f"{error}: {said}"
-    return status, error, None
+    return status, error, None, None
 
 
 def _final_logs(run_dir: Path, results: dict, console: str) -> None:
